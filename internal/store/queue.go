@@ -67,7 +67,7 @@ type Outcome struct {
 	LeaseToken string
 	Status     string // done, skipped, error, or pending (retry)
 	Error      string
-	RetryAt    time.Time // for pending
+	RetryIn    time.Duration // for pending: wait measured from the database's clock
 }
 
 // CompleteJobs finishes a batch of jobs in one statement. Each row changes
@@ -81,25 +81,25 @@ func (s *Store) CompleteJobs(ctx context.Context, outs []Outcome) ([]string, err
 	}
 	ids, tokens, statuses := make([]string, n), make([]string, n), make([]string, n)
 	errs := make([]*string, n)
-	retryAt := make([]*time.Time, n)
+	retryIn := make([]*float64, n)
 	for i, o := range outs {
 		ids[i], tokens[i], statuses[i], errs[i] = o.ID, o.LeaseToken, o.Status, nullIfEmpty(o.Error)
 		if o.Status == StatusPending {
-			t := o.RetryAt
-			retryAt[i] = &t
+			secs := o.RetryIn.Seconds()
+			retryIn[i] = &secs
 		}
 	}
 	rows, err := s.Pool.Query(ctx, `
 		UPDATE webhook_events e SET
 			status = o.status,
 			error_message = o.error_message,
-			next_attempt_at = coalesce(o.retry_at, e.next_attempt_at),
+			next_attempt_at = coalesce(now() + make_interval(secs => o.retry_in), e.next_attempt_at),
 			processed_at = CASE WHEN o.status = 'pending' THEN NULL ELSE now() END,
 			locked_by = NULL, locked_until = NULL, lease_token = NULL, updated_at = now()
-		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
-			AS o(id, token, status, error_message, retry_at)
+		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::float8[])
+			AS o(id, token, status, error_message, retry_in)
 		WHERE e.id = o.id AND e.lease_token = o.token AND e.status = 'processing'
-		RETURNING e.id::text`, ids, tokens, statuses, errs, retryAt)
+		RETURNING e.id::text`, ids, tokens, statuses, errs, retryIn)
 	if err != nil {
 		return nil, fmt.Errorf("complete jobs: %w", err)
 	}

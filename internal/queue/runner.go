@@ -1,0 +1,432 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/df-middleware/df-middleware/internal/store"
+)
+
+// Config tunes a Runner. Zero fields take the defaults of withDefaults.
+type Config struct {
+	InstanceID      string        // locked_by of this process's leases
+	Workers         int           // handlers running at once; 0 runs no worker
+	BatchSize       int           // most rows one claim takes
+	Lease           time.Duration // how long a claim is ours
+	PollInterval    time.Duration // fallback when no NOTIFY arrives
+	MaxAttempts     int           // attempts before an event ends in error
+	Backoff         Backoff       // wait between attempts
+	HandlerTimeout  time.Duration // one handler call; below Lease so a slow call cannot outlive its lease
+	ShutdownTimeout time.Duration // how long in-flight handlers may finish on shutdown
+	RescueInterval  time.Duration // how often the leader returns expired leases
+}
+
+func (c Config) withDefaults() Config {
+	if c.InstanceID == "" {
+		c.InstanceID = "df-middleware"
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 32
+	}
+	if c.Lease <= 0 {
+		c.Lease = 5 * time.Minute
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 2 * time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+	if c.Backoff.Base <= 0 {
+		c.Backoff.Base = 2 * time.Second
+	}
+	if c.Backoff.Max <= 0 {
+		c.Backoff.Max = 30 * time.Minute
+	}
+	if c.HandlerTimeout <= 0 || c.HandlerTimeout >= c.Lease {
+		c.HandlerTimeout = c.Lease / 2
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 25 * time.Second
+	}
+	if c.RescueInterval <= 0 {
+		c.RescueInterval = min(c.Lease/4, 15*time.Second)
+	}
+	return c
+}
+
+// Duty is periodic work that only the leader replica does.
+type Duty struct {
+	Name     string
+	Interval time.Duration
+	Run      func(ctx context.Context) error
+}
+
+// Runner is the worker pool of one process.
+type Runner struct {
+	st  *store.Store
+	reg *Registry
+	cfg Config
+	log zerolog.Logger
+
+	wake      chan struct{} // new work may be due
+	slotFreed chan struct{} // an executor became idle
+	idle      atomic.Int64
+	leader    atomic.Bool
+	duties    []Duty
+	running   atomic.Bool
+
+	// OnFinished, when set, is called after an outcome is committed (tests
+	// and metrics hook in here).
+	OnFinished func(store.Outcome, Job)
+}
+
+// New builds a Runner; call Run to start it.
+func New(st *store.Store, reg *Registry, cfg Config, log zerolog.Logger) *Runner {
+	r := &Runner{
+		st: st, reg: reg, cfg: cfg.withDefaults(), log: log,
+		wake:      make(chan struct{}, 1),
+		slotFreed: make(chan struct{}, 1),
+	}
+	r.AddDuty(Duty{Name: "rescue-expired-leases", Interval: r.cfg.RescueInterval, Run: r.rescue})
+	return r
+}
+
+// Config returns the effective configuration.
+func (r *Runner) Config() Config { return r.cfg }
+
+// AddDuty registers periodic leader work; call before Run.
+func (r *Runner) AddDuty(d Duty) { r.duties = append(r.duties, d) }
+
+// Wake tells idle workers that new work may be due.
+func (r *Runner) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// IsLeader reports whether this process holds the leader lock.
+func (r *Runner) IsLeader() bool { return r.leader.Load() }
+
+// Running reports whether the worker pool is running (false when Workers is 0).
+func (r *Runner) Running() bool { return r.running.Load() }
+
+// Run processes events until ctx is cancelled, then lets in-flight handlers
+// finish within ShutdownTimeout, writes their outcomes and hands back any
+// lease still held.
+func (r *Runner) Run(ctx context.Context) error {
+	var bg sync.WaitGroup
+	bg.Go(func() { r.lead(ctx) })
+	if r.cfg.Workers > 0 {
+		bg.Go(func() { r.listen(ctx) })
+		r.runWorkers(ctx)
+	} else {
+		<-ctx.Done()
+	}
+	bg.Wait()
+	return nil
+}
+
+func (r *Runner) runWorkers(ctx context.Context) {
+	r.running.Store(true)
+	defer r.running.Store(false)
+
+	// Handlers get a context that outlives ctx by ShutdownTimeout, so a
+	// SIGTERM lets the current calls finish instead of cutting them off.
+	handlerCtx, cancelHandlers := afterDone(ctx, r.cfg.ShutdownTimeout)
+	defer cancelHandlers()
+	// Outcomes get a little longer than handlers, to be written after the
+	// last handler returns.
+	commitCtx, cancelCommits := afterDone(ctx, r.cfg.ShutdownTimeout+10*time.Second)
+	defer cancelCommits()
+
+	jobs := make(chan Job)
+	outcomes := make(chan finished, r.cfg.Workers*2)
+	r.idle.Store(int64(r.cfg.Workers))
+
+	var execs sync.WaitGroup
+	for range r.cfg.Workers {
+		execs.Go(func() {
+			for job := range jobs {
+				outcomes <- finished{r.execute(handlerCtx, job), job}
+				r.idle.Add(1)
+				select {
+				case r.slotFreed <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
+	var completer sync.WaitGroup
+	completer.Go(func() { r.complete(commitCtx, outcomes) })
+
+	r.dispatch(ctx, jobs)
+	close(jobs)
+	execs.Wait()
+	close(outcomes)
+	completer.Wait()
+
+	releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if n, err := r.st.ReleaseLeases(releaseCtx, r.cfg.InstanceID); err != nil {
+		r.log.Error().Err(err).Msg("could not hand back leases on shutdown; the leader will rescue them when they expire")
+	} else if n > 0 {
+		r.log.Info().Int64("released", n).Msg("handed back unfinished leases")
+	}
+}
+
+// dispatch claims as many due events as there are idle executors and hands
+// them out, until ctx ends.
+func (r *Runner) dispatch(ctx context.Context, jobs chan<- Job) {
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	failures := 0
+	for ctx.Err() == nil {
+		free := int(r.idle.Load())
+		if free == 0 {
+			select {
+			case <-r.slotFreed:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		want := min(free, r.cfg.BatchSize)
+		claimed, err := r.st.ClaimJobs(ctx, r.cfg.InstanceID, want, r.cfg.Lease)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			wait := min(time.Duration(failures)*time.Second, 30*time.Second)
+			r.log.Error().Err(err).Dur("retry_in", wait).Msg("claim failed")
+			sleep(ctx, wait)
+			continue
+		}
+		failures = 0
+		r.idle.Add(-int64(len(claimed)))
+		for _, j := range claimed {
+			jobs <- j
+		}
+		if len(claimed) == want {
+			continue // more may be due right now
+		}
+		select {
+		case <-r.wake:
+		case <-poll.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+type finished struct {
+	out store.Outcome
+	job Job
+}
+
+// maxErrorLen bounds the error text stored on an event.
+const maxErrorLen = 2000
+
+// execute runs the handler of one job and turns its result into an outcome.
+func (r *Runner) execute(ctx context.Context, job Job) store.Outcome {
+	out := store.Outcome{ID: job.ID, LeaseToken: job.LeaseToken}
+	h, ok := r.reg.Lookup(job.Source, job.EventType)
+	if !ok {
+		out.Status = store.StatusSkipped
+		out.Error = fmt.Sprintf("no handler registered for %s/%s", job.Source, job.EventType)
+		return out
+	}
+	hctx, cancel := context.WithTimeout(ctx, r.cfg.HandlerTimeout)
+	err := callHandler(hctx, h, job)
+	cancel()
+
+	var skip *skipError
+	var after *retryAfterError
+	switch {
+	case err == nil:
+		out.Status = store.StatusDone
+	case errors.As(err, &skip):
+		out.Status = store.StatusSkipped
+		out.Error = truncate(skip.reason)
+	case IsPermanent(err):
+		out.Status = store.StatusError
+		out.Error = truncate("permanent failure: " + err.Error())
+	case job.Attempts >= r.cfg.MaxAttempts:
+		out.Status = store.StatusError
+		out.Error = truncate(fmt.Sprintf("gave up after %d attempts: %v", job.Attempts, err))
+	default:
+		out.Status = store.StatusPending
+		out.Error = truncate(fmt.Sprintf("attempt %d failed: %v", job.Attempts, err))
+		out.RetryIn = r.cfg.Backoff.Delay(job.Attempts)
+		if errors.As(err, &after) && after.after > out.RetryIn {
+			out.RetryIn = after.after
+		}
+	}
+	return out
+}
+
+// callHandler turns a handler panic into a retryable error so one bad event
+// cannot take the worker pool down.
+func callHandler(ctx context.Context, h Handler, job Job) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return h.Handle(ctx, job)
+}
+
+func truncate(s string) string {
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	return s[:maxErrorLen] + "…"
+}
+
+// complete writes outcomes in batches: whatever has queued up while the
+// previous batch committed goes into the next one statement.
+func (r *Runner) complete(ctx context.Context, outcomes <-chan finished) {
+	batch := make([]finished, 0, 128)
+	for first := range outcomes {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case f, ok := <-outcomes:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, f)
+			default:
+				break fill
+			}
+		}
+		r.commit(ctx, batch)
+	}
+}
+
+func (r *Runner) commit(ctx context.Context, batch []finished) {
+	outs := make([]store.Outcome, len(batch))
+	for i, f := range batch {
+		outs[i] = f.out
+	}
+	var written []string
+	for attempt := 1; ; attempt++ {
+		var err error
+		written, err = r.st.CompleteJobs(ctx, outs)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			r.log.Error().Err(err).Int("events", len(outs)).Msg("could not record outcomes before shutdown; their leases will expire and the events run again")
+			return
+		}
+		wait := min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)
+		r.log.Error().Err(err).Int("events", len(outs)).Dur("retry_in", wait).Msg("recording outcomes failed")
+		sleep(ctx, wait)
+	}
+	ok := make(map[string]bool, len(written))
+	for _, id := range written {
+		ok[id] = true
+	}
+	for _, f := range batch {
+		if !ok[f.out.ID] {
+			r.log.Warn().Str("event_id", f.out.ID).Msg("lease lost before the outcome was recorded; another attempt owns the event")
+			continue
+		}
+		ev := r.log.Debug()
+		if f.out.Status == store.StatusError {
+			ev = r.log.Warn()
+		}
+		ev.Str("event_id", f.out.ID).Str("source", f.job.Source).Str("event_type", f.job.EventType).
+			Str("status", f.out.Status).Int("attempt", f.job.Attempts).Str("error", f.out.Error).
+			Msg("event finished")
+		if r.OnFinished != nil {
+			r.OnFinished(f.out, f.job)
+		}
+	}
+}
+
+func (r *Runner) rescue(ctx context.Context) error {
+	res, err := r.st.RescueExpiredLeases(ctx, r.cfg.MaxAttempts)
+	if err != nil {
+		return err
+	}
+	if res.Requeued+res.Failed > 0 {
+		r.log.Warn().Int64("requeued", res.Requeued).Int64("failed", res.Failed).Msg("rescued expired leases")
+		r.Wake()
+	}
+	return nil
+}
+
+// afterDone returns a context that ends grace after ctx ends (or when the
+// returned cancel is called).
+func afterDone(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-c.Done():
+			return
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-c.Done():
+		}
+	}()
+	return c, cancel
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// ProcessReport is what ProcessPending did and the queue it left.
+type ProcessReport struct {
+	Rescued        store.RescueResult `json:"rescued"`
+	MadeDue        int64              `json:"made_due"`
+	Queue          store.QueueStats   `json:"queue"`
+	WorkersRunning bool               `json:"workers_running"`
+	Leader         bool               `json:"leader"`
+}
+
+// ProcessPending is the operator's "process the queue now": it returns
+// expired leases to the queue, optionally makes waiting retries due at once,
+// and wakes the workers of every replica.
+func (r *Runner) ProcessPending(ctx context.Context, dueNow bool) (ProcessReport, error) {
+	var rep ProcessReport
+	var err error
+	if rep.Rescued, err = r.st.RescueExpiredLeases(ctx, r.cfg.MaxAttempts); err != nil {
+		return rep, err
+	}
+	if dueNow {
+		if rep.MadeDue, err = r.st.MakeDue(ctx); err != nil {
+			return rep, err
+		}
+	}
+	if err := r.st.Notify(ctx); err != nil {
+		return rep, err
+	}
+	r.Wake()
+	if rep.Queue, err = r.st.QueueStats(ctx); err != nil {
+		return rep, err
+	}
+	rep.WorkersRunning = r.Running()
+	rep.Leader = r.IsLeader()
+	return rep, nil
+}
