@@ -1,0 +1,197 @@
+// Package app wires the service together: store, migrations, intake,
+// workers and the sidecar HTTP listener, with graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/df-middleware/df-middleware/internal/config"
+	"github.com/df-middleware/df-middleware/internal/health"
+	"github.com/df-middleware/df-middleware/internal/httpapi"
+	"github.com/df-middleware/df-middleware/internal/intake"
+	"github.com/df-middleware/df-middleware/internal/observe"
+	"github.com/df-middleware/df-middleware/internal/queue"
+	"github.com/df-middleware/df-middleware/internal/store"
+)
+
+// IntakeSettings turns configuration into the intake handler's settings.
+func IntakeSettings(cfg config.Config) (intake.Settings, error) {
+	set := intake.Settings{
+		Aloware: intake.AlowareAuth{
+			BasicUser: cfg.AlowareWebhookBasicUser, BasicPass: cfg.AlowareWebhookBasicPass,
+			BearerToken: cfg.AlowareWebhookBearerToken,
+		},
+		AlowareAllowed: cfg.AlowareWebhookAllowedEvents,
+		WebhookSecret:  []byte(cfg.VerityWebhookSecret),
+		AllowUnsigned:  cfg.AllowUnsignedWebhooks && cfg.Env != config.EnvProduction,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+	}
+	edKey := cfg.GHLWebhookPublicKey
+	if edKey == "" {
+		edKey = intake.DefaultGHLEd25519Key
+	}
+	ed, err := intake.ParseEd25519PublicKey(edKey)
+	if err != nil {
+		return set, fmt.Errorf("GHL_WEBHOOK_PUBLIC_KEY: %w", err)
+	}
+	set.GHL.Ed25519 = ed
+	rsaKey := cfg.GHLWebhookRSAPublicKey
+	if rsaKey == "" {
+		rsaKey = intake.DefaultGHLRSAKey
+	}
+	if rsaKey != "" {
+		k, err := intake.ParseRSAPublicKey(rsaKey)
+		if err != nil {
+			return set, fmt.Errorf("GHL_WEBHOOK_RSA_PUBLIC_KEY: %w", err)
+		}
+		set.GHL.RSA = k
+	}
+	return set, nil
+}
+
+// QueueConfig turns configuration into the worker pool's settings.
+func QueueConfig(cfg config.Config) queue.Config {
+	return queue.Config{
+		InstanceID:      cfg.InstanceID,
+		Workers:         cfg.Workers,
+		Lease:           cfg.LeaseDuration,
+		PollInterval:    cfg.PollInterval,
+		MaxAttempts:     cfg.MaxAttempts,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	}
+}
+
+// Service is the running sidecar.
+type Service struct {
+	Config   config.Config
+	Store    *store.Store
+	Registry *queue.Registry
+	Runner   *queue.Runner
+	Handler  http.Handler
+	log      zerolog.Logger
+	ready    atomic.Bool
+	commit   *intake.Committer
+}
+
+// New opens the database, applies migrations when configured to, and builds
+// every part of the sidecar. Handlers are registered on Registry before Run.
+func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, error) {
+	if err := cfg.RequireDatabase(); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.AutoMigrate {
+		n, err := st.Migrate(ctx)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if n > 0 {
+			log.Info().Int("applied", n).Msg("database migrations applied")
+		}
+	} else if pending, err := st.HasPendingMigrations(ctx); err != nil || pending {
+		st.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, errors.New("the database schema is behind this binary and DF_AUTO_MIGRATE=false: run `df-middleware migrate up`")
+	}
+	set, err := IntakeSettings(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if set.AllowUnsigned {
+		log.Warn().Msg("DF_ALLOW_UNSIGNED_WEBHOOKS=true: webhook signatures are NOT checked (development only)")
+	}
+
+	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), log: log}
+	s.Runner = queue.New(st, s.Registry, QueueConfig(cfg), observe.Component(log, "queue"))
+	s.commit = intake.NewCommitter(st)
+	ih := intake.NewHandler(set, s.commit, observe.Component(log, "intake"))
+	ih.OnStored = s.Runner.Wake
+	hs := &health.Service{Checkers: []health.Checker{
+		health.Database(st),
+		health.JobQueue(st, health.QueueOptions{WorkersRunning: s.Runner.Running}),
+		health.Static("ghl_api", health.NotConfigured, "GHL client not built yet"),
+		health.Static("aloware_api", health.NotConfigured, "Aloware client not built yet"),
+		health.Static("verity_api", health.NotConfigured, "Verity client not built yet"),
+	}}
+	s.Handler = httpapi.New(httpapi.Deps{
+		Store: st, Intake: ih, Runner: s.Runner, Health: hs, AdminSecret: cfg.AdminSecret,
+		Log: observe.Component(log, "http"), Ready: s.ready.Load,
+	})
+	return s, nil
+}
+
+// Run serves until ctx ends, then shuts down in order: stop accepting
+// requests and finish those in flight, answer queued intake commits, let
+// in-flight jobs finish within the shutdown deadline and hand back their
+// leases, close the pool.
+func (s *Service) Run(ctx context.Context, ln net.Listener) error {
+	defer s.Store.Close()
+	srv := &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	go s.commit.Run()
+
+	workersCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkers()
+	var workers sync.WaitGroup
+	workers.Go(func() { _ = s.Runner.Run(workersCtx) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	s.ready.Store(true)
+	s.log.Info().Str("addr", ln.Addr().String()).Int("workers", s.Config.Workers).
+		Str("instance", s.Config.InstanceID).Msg("df-middleware serving")
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	s.ready.Store(false)
+	s.log.Info().Msg("shutting down: no new requests; finishing in-flight work")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if e := srv.Shutdown(shutCtx); e != nil {
+		s.log.Warn().Err(e).Msg("HTTP shutdown deadline passed; closing remaining connections")
+		_ = srv.Close()
+	}
+	cancel()
+	s.commit.Stop()
+	stopWorkers()
+	workers.Wait()
+	s.log.Info().Msg("stopped")
+	return err
+}
+
+// Listen opens the configured listen address.
+func Listen(cfg config.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (DF_LISTEN_ADDR / PORT): %w", cfg.ListenAddr, err)
+	}
+	return ln, nil
+}

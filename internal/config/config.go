@@ -1,0 +1,339 @@
+// Package config turns the environment into a typed, validated Config.
+// Load validates everything once at start and reports every problem at once;
+// the rest of the service trusts the Config it is given.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environments.
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+)
+
+// Defaults of the variables that have one.
+const (
+	DefaultPort            = 3002
+	DefaultLogLevel        = "info"
+	DefaultMaxAttempts     = 10
+	DefaultLeaseDuration   = 5 * time.Minute
+	DefaultPollInterval    = 2 * time.Second
+	DefaultShutdownTimeout = 25 * time.Second
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultGHLBaseURL      = "https://services.leadconnectorhq.com"
+	DefaultAlowareBaseURL  = "https://app.aloware.com"
+	DefaultClerkAPIURL     = "https://api.clerk.com/v1"
+)
+
+// MCP toolset names accepted in DF_MCP_TOOLSETS.
+var validToolsets = []string{"ops", "events", "sync", "broadcasts", "all"}
+
+// Config is the service configuration. Field comments name the variable.
+type Config struct {
+	Env             string        // DF_ENV: development | production
+	ListenAddr      string        // DF_LISTEN_ADDR, else "127.0.0.1:"+PORT
+	DatabaseURL     string        // DATABASE_URL; see RequireDatabase
+	LogLevel        string        // LOG_LEVEL
+	Workers         int           // DF_WORKERS; 0 = intake only
+	MaxAttempts     int           // DF_MAX_ATTEMPTS
+	LeaseDuration   time.Duration // DF_LEASE_DURATION
+	PollInterval    time.Duration // DF_POLL_INTERVAL
+	ShutdownTimeout time.Duration // DF_SHUTDOWN_TIMEOUT
+	MaxBodyBytes    int64         // DF_MAX_BODY_BYTES
+	AutoMigrate     bool          // DF_AUTO_MIGRATE
+
+	AdminSecret           string // DF_ADMIN_SECRET; admin API off when empty
+	MiddlewareAPIKey      string // DF_MIDDLEWARE_API_KEY
+	AllowUnsignedWebhooks bool   // DF_ALLOW_UNSIGNED_WEBHOOKS; development only
+
+	GHLAPIKey              string // GHL_API_KEY
+	GHLLocationID          string // GHL_LOCATION_ID
+	GHLBaseURL             string // GHL_BASE_URL
+	GHLWebhookPublicKey    string // GHL_WEBHOOK_PUBLIC_KEY; empty = GHL's published key
+	GHLWebhookRSAPublicKey string // GHL_WEBHOOK_RSA_PUBLIC_KEY; empty = GHL's published key
+
+	AlowareAPIToken             string   // ALOWARE_API_TOKEN
+	AlowareBaseURL              string   // ALOWARE_BASE_URL
+	AlowareWebhookBasicUser     string   // ALOWARE_WEBHOOK_BASIC_USER
+	AlowareWebhookBasicPass     string   // ALOWARE_WEBHOOK_BASIC_PASS
+	AlowareWebhookBearerToken   string   // ALOWARE_WEBHOOK_BEARER_TOKEN
+	AlowareWebhookAllowedEvents []string // ALOWARE_WEBHOOK_ALLOWED_EVENTS; empty = all
+
+	VerityBaseURL       string // VERITY_BASE_URL
+	VerityAPIKey        string // VERITY_API_KEY
+	VerityWebhookSecret string // VERITY_WEBHOOK_SECRET
+
+	ClerkSecretKey string // CLERK_SECRET_KEY
+	ClerkAPIURL    string // CLERK_API_URL
+
+	AlertWebhookURL string // ALERT_WEBHOOK_URL
+	AlertmanagerURL string // ALERTMANAGER_URL
+	SentryDSN       string // SENTRY_DSN
+
+	MCPHTTPToken string   // DF_MCP_HTTP_TOKEN
+	MCPReadOnly  bool     // DF_MCP_READ_ONLY
+	MCPToolsets  []string // DF_MCP_TOOLSETS; default ["all"]
+
+	InstanceID string // DF_INSTANCE_ID; default hostname-<6 hex>
+}
+
+// Load reads the configuration through getenv (os.Getenv in production),
+// applies defaults and validates it. The error joins (errors.Join) one
+// *FieldError per problem; the values of secret variables never appear in
+// it. The returned Config is only meaningful when the error is nil.
+//
+// A missing DATABASE_URL is not a Load error (the version subcommand needs
+// no database); commands that need one call RequireDatabase.
+func Load(getenv func(string) string) (Config, error) {
+	r := &reader{getenv: getenv}
+	c := Config{
+		Env:         r.env(),
+		LogLevel:    r.logLevel(),
+		DatabaseURL: r.str("DATABASE_URL"),
+
+		Workers:         r.int("DF_WORKERS", 4*runtime.NumCPU(), 0),
+		MaxAttempts:     r.int("DF_MAX_ATTEMPTS", DefaultMaxAttempts, 1),
+		LeaseDuration:   r.duration("DF_LEASE_DURATION", DefaultLeaseDuration),
+		PollInterval:    r.duration("DF_POLL_INTERVAL", DefaultPollInterval),
+		ShutdownTimeout: r.duration("DF_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		MaxBodyBytes:    int64(r.int("DF_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
+		AutoMigrate:     r.bool("DF_AUTO_MIGRATE", true),
+
+		AdminSecret:           r.str("DF_ADMIN_SECRET"),
+		MiddlewareAPIKey:      r.str("DF_MIDDLEWARE_API_KEY"),
+		AllowUnsignedWebhooks: r.bool("DF_ALLOW_UNSIGNED_WEBHOOKS", false),
+
+		GHLAPIKey:              r.str("GHL_API_KEY"),
+		GHLLocationID:          r.str("GHL_LOCATION_ID"),
+		GHLBaseURL:             r.url("GHL_BASE_URL", DefaultGHLBaseURL),
+		GHLWebhookPublicKey:    r.str("GHL_WEBHOOK_PUBLIC_KEY"),
+		GHLWebhookRSAPublicKey: r.str("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
+
+		AlowareAPIToken:             r.str("ALOWARE_API_TOKEN"),
+		AlowareBaseURL:              r.url("ALOWARE_BASE_URL", DefaultAlowareBaseURL),
+		AlowareWebhookBasicUser:     r.str("ALOWARE_WEBHOOK_BASIC_USER"),
+		AlowareWebhookBasicPass:     r.str("ALOWARE_WEBHOOK_BASIC_PASS"),
+		AlowareWebhookBearerToken:   r.str("ALOWARE_WEBHOOK_BEARER_TOKEN"),
+		AlowareWebhookAllowedEvents: r.list("ALOWARE_WEBHOOK_ALLOWED_EVENTS"),
+
+		VerityBaseURL:       r.url("VERITY_BASE_URL", ""),
+		VerityAPIKey:        r.str("VERITY_API_KEY"),
+		VerityWebhookSecret: r.str("VERITY_WEBHOOK_SECRET"),
+
+		ClerkSecretKey: r.str("CLERK_SECRET_KEY"),
+		ClerkAPIURL:    r.url("CLERK_API_URL", DefaultClerkAPIURL),
+
+		AlertWebhookURL: r.url("ALERT_WEBHOOK_URL", ""),
+		AlertmanagerURL: r.url("ALERTMANAGER_URL", ""),
+		SentryDSN:       r.str("SENTRY_DSN"),
+
+		MCPHTTPToken: r.str("DF_MCP_HTTP_TOKEN"),
+		MCPReadOnly:  r.bool("DF_MCP_READ_ONLY", false),
+		MCPToolsets:  r.toolsets(),
+
+		InstanceID: r.str("DF_INSTANCE_ID"),
+	}
+	c.ListenAddr = r.listenAddr()
+	if c.InstanceID == "" {
+		c.InstanceID = defaultInstanceID()
+	}
+	if c.DatabaseURL != "" {
+		if _, err := databasePassword(c.DatabaseURL); err != nil {
+			r.problem("DATABASE_URL", "is not a valid PostgreSQL connection string (%v)", err)
+		}
+	}
+	if (c.AlowareWebhookBasicUser == "") != (c.AlowareWebhookBasicPass == "") {
+		r.problem("ALOWARE_WEBHOOK_BASIC_USER", "and ALOWARE_WEBHOOK_BASIC_PASS must be set together")
+	}
+	if c.Env == EnvProduction {
+		c.checkProduction(r)
+	}
+	return c, r.err()
+}
+
+// checkProduction adds the refusals of production mode.
+func (c Config) checkProduction(r *reader) {
+	upstreams := []struct{ name, value string }{
+		{"GHL_BASE_URL", c.GHLBaseURL},
+		{"ALOWARE_BASE_URL", c.AlowareBaseURL},
+		{"VERITY_BASE_URL", c.VerityBaseURL},
+		{"CLERK_API_URL", c.ClerkAPIURL},
+	}
+	for _, u := range upstreams {
+		if strings.HasPrefix(strings.ToLower(u.value), "http://") {
+			r.problem(u.name, "must use https in production")
+		}
+	}
+	if c.AllowUnsignedWebhooks {
+		r.problem("DF_ALLOW_UNSIGNED_WEBHOOKS", "must be false in production; webhook verification cannot be switched off there")
+	}
+	if n := len(c.AdminSecret); n > 0 && n < 16 {
+		r.problem("DF_ADMIN_SECRET", "must be at least 16 characters in production (it has %d)", n)
+	}
+}
+
+// RequireDatabase reports a missing DATABASE_URL, for the commands that
+// need a database (serve, mcp, migrate).
+func (c Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return &FieldError{Var: "DATABASE_URL", Reason: "is not set; set it to a PostgreSQL connection string " +
+			"(postgres://user:password@host:5432/dbname or host=... dbname=...)"}
+	}
+	return nil
+}
+
+// Secrets returns every non-empty secret value, for log redaction.
+func (c Config) Secrets() []string {
+	candidates := []string{
+		c.AdminSecret, c.MiddlewareAPIKey, c.GHLAPIKey, c.AlowareAPIToken,
+		c.AlowareWebhookBasicPass, c.AlowareWebhookBearerToken, c.VerityAPIKey,
+		c.VerityWebhookSecret, c.ClerkSecretKey, c.MCPHTTPToken, c.SentryDSN,
+	}
+	if pw, err := databasePassword(c.DatabaseURL); err == nil {
+		candidates = append(candidates, pw)
+	}
+	// Sentry's key is the DSN's user; logged alone it must go too.
+	candidates = append(candidates, urlUserinfo(c.SentryDSN)...)
+	for _, u := range []string{c.GHLBaseURL, c.AlowareBaseURL, c.VerityBaseURL, c.ClerkAPIURL, c.AlertWebhookURL, c.AlertmanagerURL} {
+		if info := urlUserinfo(u); len(info) == 2 {
+			candidates = append(candidates, info[1]) // password only
+		}
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range candidates {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Redacted returns variable name → value for a startup log line. Secrets
+// (and DATABASE_URL, which holds one) show as "[set]" / "[unset]"; URLs show
+// without credentials or query; the alert webhook shows only its origin
+// because its path is often itself a token (Slack-style hooks).
+func (c Config) Redacted() map[string]string {
+	return map[string]string{
+		"DF_ENV":              c.Env,
+		"DF_LISTEN_ADDR":      c.ListenAddr,
+		"DATABASE_URL":        setOrUnset(c.DatabaseURL),
+		"LOG_LEVEL":           c.LogLevel,
+		"DF_WORKERS":          strconv.Itoa(c.Workers),
+		"DF_MAX_ATTEMPTS":     strconv.Itoa(c.MaxAttempts),
+		"DF_LEASE_DURATION":   c.LeaseDuration.String(),
+		"DF_POLL_INTERVAL":    c.PollInterval.String(),
+		"DF_SHUTDOWN_TIMEOUT": c.ShutdownTimeout.String(),
+		"DF_MAX_BODY_BYTES":   strconv.FormatInt(c.MaxBodyBytes, 10),
+		"DF_AUTO_MIGRATE":     strconv.FormatBool(c.AutoMigrate),
+
+		"DF_ADMIN_SECRET":            setOrUnset(c.AdminSecret),
+		"DF_MIDDLEWARE_API_KEY":      setOrUnset(c.MiddlewareAPIKey),
+		"DF_ALLOW_UNSIGNED_WEBHOOKS": strconv.FormatBool(c.AllowUnsignedWebhooks),
+
+		"GHL_API_KEY":                setOrUnset(c.GHLAPIKey),
+		"GHL_LOCATION_ID":            c.GHLLocationID,
+		"GHL_BASE_URL":               urlForLog(c.GHLBaseURL, true),
+		"GHL_WEBHOOK_PUBLIC_KEY":     setOrDefault(c.GHLWebhookPublicKey),
+		"GHL_WEBHOOK_RSA_PUBLIC_KEY": setOrDefault(c.GHLWebhookRSAPublicKey),
+
+		"ALOWARE_API_TOKEN":              setOrUnset(c.AlowareAPIToken),
+		"ALOWARE_BASE_URL":               urlForLog(c.AlowareBaseURL, true),
+		"ALOWARE_WEBHOOK_BASIC_USER":     setOrUnset(c.AlowareWebhookBasicUser),
+		"ALOWARE_WEBHOOK_BASIC_PASS":     setOrUnset(c.AlowareWebhookBasicPass),
+		"ALOWARE_WEBHOOK_BEARER_TOKEN":   setOrUnset(c.AlowareWebhookBearerToken),
+		"ALOWARE_WEBHOOK_ALLOWED_EVENTS": strings.Join(c.AlowareWebhookAllowedEvents, ","),
+
+		"VERITY_BASE_URL":       urlForLog(c.VerityBaseURL, true),
+		"VERITY_API_KEY":        setOrUnset(c.VerityAPIKey),
+		"VERITY_WEBHOOK_SECRET": setOrUnset(c.VerityWebhookSecret),
+
+		"CLERK_SECRET_KEY": setOrUnset(c.ClerkSecretKey),
+		"CLERK_API_URL":    urlForLog(c.ClerkAPIURL, true),
+
+		"ALERT_WEBHOOK_URL": urlForLog(c.AlertWebhookURL, false),
+		"ALERTMANAGER_URL":  urlForLog(c.AlertmanagerURL, true),
+		"SENTRY_DSN":        setOrUnset(c.SentryDSN),
+
+		"DF_MCP_HTTP_TOKEN": setOrUnset(c.MCPHTTPToken),
+		"DF_MCP_READ_ONLY":  strconv.FormatBool(c.MCPReadOnly),
+		"DF_MCP_TOOLSETS":   strings.Join(c.MCPToolsets, ","),
+
+		"DF_INSTANCE_ID": c.InstanceID,
+	}
+}
+
+// FieldError is one configuration problem. Its message is one sentence
+// naming the variable; it never carries the value of a secret.
+type FieldError struct {
+	Var    string // environment variable name
+	Reason string // what is wrong and what is expected
+}
+
+func (e *FieldError) Error() string { return e.Var + " " + e.Reason }
+
+func setOrUnset(s string) string {
+	if s == "" {
+		return "[unset]"
+	}
+	return "[set]"
+}
+
+func setOrDefault(s string) string {
+	if s == "" {
+		return "[default]"
+	}
+	return "[set]"
+}
+
+// urlForLog shows scheme://host (and path when withPath) of a validated URL.
+func urlForLog(s string, withPath bool) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[set]"
+	}
+	out := u.Scheme + "://" + u.Host
+	if withPath {
+		out += u.EscapedPath()
+	}
+	return out
+}
+
+// urlUserinfo returns the user and, when present, the password of a URL.
+func urlUserinfo(s string) []string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return nil
+	}
+	info := []string{u.User.Username()}
+	if pw, ok := u.User.Password(); ok {
+		info = append(info, pw)
+	}
+	return info
+}
+
+// defaultInstanceID is hostname-<6 random hex>, unique per process so that
+// two replicas on one host hold distinct leases.
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "df-middleware"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (it crashes instead)
+	return fmt.Sprintf("%s-%s", host, hex.EncodeToString(b[:]))
+}

@@ -1,0 +1,91 @@
+package httpapi
+
+import (
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/df-middleware/df-middleware/internal/intake"
+	"github.com/df-middleware/df-middleware/internal/observe"
+)
+
+// maxRequestIDLen bounds an incoming X-Request-ID; longer or odd values are
+// replaced rather than logged.
+const maxRequestIDLen = 128
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLen {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// withRequest gives every request an id (the caller's X-Request-ID when it
+// is sane), echoes it, recovers panics as 500s and writes one access log
+// line: debug for successes (intake runs at thousands a second), info for
+// client errors, error for server errors.
+func withRequest(log zerolog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			id = observe.NewRequestID()
+		}
+		w.Header().Set("X-Request-ID", id)
+		r = r.WithContext(observe.WithRequestID(r.Context(), id))
+		rec := &statusRecorder{ResponseWriter: w}
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				log.Error().Str("request_id", id).Interface("panic", p).Str("stack", string(debug.Stack())).Msg("handler panic")
+				if rec.status == 0 {
+					intake.WriteError(rec, r, http.StatusInternalServerError, "internal error")
+				}
+			}
+			var ev *zerolog.Event
+			switch {
+			case rec.status >= 500:
+				ev = log.Error()
+			case rec.status >= 400:
+				ev = log.Info()
+			default:
+				ev = log.Debug()
+			}
+			ev.Str("request_id", id).Str("method", r.Method).Str("route", r.Pattern).
+				Int("status", rec.status).Int("bytes", rec.bytes).
+				Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
+				Msg("http request")
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}

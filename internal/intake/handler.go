@@ -1,0 +1,236 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/df-middleware/df-middleware/internal/observe"
+	"github.com/df-middleware/df-middleware/internal/store"
+)
+
+// Settings is what the intake handler needs to know about each source.
+type Settings struct {
+	GHL            GHLVerifier
+	Aloware        AlowareAuth
+	AlowareAllowed []string // event names; empty accepts every event
+	WebhookSecret  []byte   // VERITY_WEBHOOK_SECRET, for texting and broadcast
+	AllowUnsigned  bool     // development only; config refuses it in production
+	MaxBodyBytes   int64
+	MaxSkew        time.Duration
+	Now            func() time.Time
+}
+
+// Handler serves POST /api/webhooks/{source}.
+type Handler struct {
+	set       Settings
+	committer *Committer
+	log       zerolog.Logger
+	allowed   map[string]bool
+	// OnStored is called after a new event is durable (wakes local workers).
+	OnStored func()
+}
+
+// NewHandler builds the intake handler.
+func NewHandler(set Settings, c *Committer, log zerolog.Logger) *Handler {
+	if set.MaxBodyBytes <= 0 {
+		set.MaxBodyBytes = 1 << 20
+	}
+	if set.MaxSkew <= 0 {
+		set.MaxSkew = DefaultMaxSkew
+	}
+	if set.Now == nil {
+		set.Now = time.Now
+	}
+	h := &Handler{set: set, committer: c, log: log}
+	if len(set.AlowareAllowed) > 0 {
+		h.allowed = map[string]bool{}
+		for _, e := range set.AlowareAllowed {
+			h.allowed[e] = true
+		}
+	}
+	return h
+}
+
+// Response is the JSON body of a stored (or duplicate) delivery.
+type Response struct {
+	ID     string `json:"id"`
+	Status string `json:"status"` // accepted, duplicate
+	Note   string `json:"note,omitempty"`
+}
+
+// ErrorResponse is the JSON body of every refusal.
+type ErrorResponse struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// WriteJSON writes v with status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes an ErrorResponse carrying the request id.
+func WriteError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	WriteJSON(w, code, ErrorResponse{Error: msg, RequestID: observe.RequestID(r.Context())})
+}
+
+// notConfigured names the variable an operator must set before a source's
+// webhooks can be checked; "" when the source is ready.
+func (h *Handler) notConfigured(source string) string {
+	if h.set.AllowUnsigned {
+		return ""
+	}
+	switch source {
+	case SourceAloware:
+		a := h.set.Aloware
+		if a.BearerToken == "" && (a.BasicUser == "" || a.BasicPass == "") {
+			return "Aloware webhooks are not configured: set ALOWARE_WEBHOOK_BEARER_TOKEN or ALOWARE_WEBHOOK_BASIC_USER and ALOWARE_WEBHOOK_BASIC_PASS"
+		}
+	case SourceTexting, SourceBroadcast:
+		if len(h.set.WebhookSecret) == 0 {
+			return source + " webhooks are not configured: set VERITY_WEBHOOK_SECRET"
+		}
+	case SourceGHL:
+		if h.set.GHL.Ed25519 == nil && h.set.GHL.RSA == nil {
+			return "GHL webhooks are not configured: GHL_WEBHOOK_PUBLIC_KEY is invalid"
+		}
+	}
+	return ""
+}
+
+func (h *Handler) verify(source string, r *http.Request, body []byte) error {
+	if h.set.AllowUnsigned {
+		return nil
+	}
+	switch source {
+	case SourceGHL:
+		return h.set.GHL.Verify(r.Header, body)
+	case SourceAloware:
+		return h.set.Aloware.Verify(r.Header)
+	case SourceTexting:
+		return VerifyHMAC(r.Header, body, h.set.WebhookSecret, TextingSignatureHeaders...)
+	case SourceBroadcast:
+		return VerifyHMAC(r.Header, body, h.set.WebhookSecret, BroadcastSignatureHeaders...)
+	}
+	return ErrUnknownSource
+}
+
+// ServeHTTP checks, parses and stores one delivery. Order matters: size,
+// then signature (nothing unsigned is parsed further or stored), then shape.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	source := r.PathValue("source")
+	switch source {
+	case SourceGHL, SourceAloware, SourceTexting, SourceBroadcast:
+	default:
+		WriteError(w, r, http.StatusNotFound, fmt.Sprintf("unknown webhook source %q: use ghl, aloware, texting or broadcast", source))
+		return
+	}
+	log := h.log.With().Str("source", source).Str("request_id", observe.RequestID(r.Context())).Logger()
+	if msg := h.notConfigured(source); msg != "" {
+		WriteError(w, r, http.StatusServiceUnavailable, msg)
+		return
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.set.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			WriteError(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.set.MaxBodyBytes))
+			return
+		}
+		WriteError(w, r, http.StatusBadRequest, "could not read body: "+err.Error())
+		return
+	}
+	if err := h.verify(source, r, body); err != nil {
+		log.Warn().Err(err).Msg("webhook refused: verification failed")
+		WriteError(w, r, http.StatusUnauthorized, err.Error())
+		return
+	}
+	parsed, err := Parse(source, body)
+	if err == nil {
+		err = CheckStorableJSON(body)
+	}
+	if err != nil {
+		log.Info().Err(err).Msg("webhook refused: malformed body")
+		WriteError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if source == SourceGHL && !h.set.AllowUnsigned {
+		if err := CheckTimestamp(parsed.Timestamp, h.set.Now(), h.set.MaxSkew); err != nil {
+			log.Warn().Err(err).Msg("webhook refused: stale timestamp")
+			WriteError(w, r, http.StatusUnauthorized, err.Error())
+			return
+		}
+	}
+
+	ev := store.NewEvent{
+		Source: source, EventType: parsed.EventType, EntityType: parsed.EntityType,
+		EntityID: parsed.EntityID, DedupeKey: parsed.DedupeKey, Payload: body,
+		RequestID: observe.RequestID(r.Context()),
+	}
+	if tp := r.Header.Get("traceparent"); validTraceparent(tp) {
+		ev.TraceParent, ev.TraceState = tp, truncateHeader(r.Header.Get("tracestate"), 512)
+	}
+	note := ""
+	if source == SourceAloware && h.allowed != nil && !h.allowed[parsed.EventType] {
+		// Stored, so nothing is lost, but never processed.
+		ev.Status = store.StatusSkipped
+		ev.ErrorMessage = fmt.Sprintf("event %q is not in ALOWARE_WEBHOOK_ALLOWED_EVENTS", parsed.EventType)
+		note = ev.ErrorMessage
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	res, err := h.committer.Submit(ctx, ev)
+	if err != nil {
+		log.Error().Err(err).Str("event_type", parsed.EventType).Msg("webhook not stored")
+		WriteError(w, r, http.StatusServiceUnavailable, "the event could not be stored (database unavailable); nothing was kept, retry the delivery")
+		return
+	}
+	if res.Duplicate {
+		log.Debug().Str("event_id", res.ID).Msg("duplicate delivery")
+		WriteJSON(w, http.StatusOK, Response{ID: res.ID, Status: "duplicate"})
+		return
+	}
+	log.Debug().Str("event_id", res.ID).Str("event_type", parsed.EventType).Msg("webhook stored")
+	if h.OnStored != nil && ev.Status == "" {
+		h.OnStored()
+	}
+	WriteJSON(w, http.StatusAccepted, Response{ID: res.ID, Status: "accepted", Note: note})
+}
+
+// validTraceparent accepts the W3C form version-traceid-spanid-flags.
+func validTraceparent(s string) bool {
+	if len(s) != 55 {
+		return false
+	}
+	parts := strings.Split(s, "-")
+	if len(parts) != 4 || len(parts[0]) != 2 || len(parts[1]) != 32 || len(parts[2]) != 16 || len(parts[3]) != 2 {
+		return false
+	}
+	for _, p := range parts {
+		for _, c := range p {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func truncateHeader(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
