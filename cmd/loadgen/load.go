@@ -176,16 +176,19 @@ func runLoad(ctx context.Context, cfg loadConfig, op opFunc) LoadResult {
 func dispatch(ctx context.Context, ticks chan<- time.Time, start, end time.Time, rate float64) {
 	defer close(ticks)
 	interval := time.Duration(float64(time.Second) / rate)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for i := int64(0); ; i++ {
 		intended := start.Add(time.Duration(i) * interval)
 		if !intended.Before(end) || ctx.Err() != nil {
 			return
 		}
-		// Sleeping per operation would cost more than the operations at
-		// high rates; release everything due within the next millisecond.
-		if d := time.Until(intended); d > time.Millisecond {
+		// Never release an operation early; when the dispatcher wakes late,
+		// everything already due goes out at once.
+		if d := time.Until(intended); d > 0 {
+			timer.Reset(d)
 			select {
-			case <-time.After(d):
+			case <-timer.C:
 			case <-ctx.Done():
 				return
 			}
