@@ -84,7 +84,9 @@ func Parse(source string, body []byte) (Parsed, error) {
 
 // ghlBody holds the top-level fields of a GHL webhook that intake reads.
 // Every field type tolerates any JSON value (see parse_json.go), except the
-// two nested objects, whose type mismatches decodeObject tolerates.
+// two nested objects, whose type mismatches decodeObject tolerates. Like all
+// of encoding/json, keys match case-insensitively ("ID" fills ID); GHL's keys
+// are camelCase, and of repeated keys the last one wins.
 type ghlBody struct {
 	Type      textValue `json:"type"`
 	WebhookID textValue `json:"webhookId"`

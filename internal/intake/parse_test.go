@@ -565,3 +565,21 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+func TestDedupeKeyBounds(t *testing.T) {
+	ev, id := strings.Repeat("é", 150), strings.Repeat("m", maxKeyPartLen)
+	p, err := ParseTexting([]byte(`{"eventType":"` + ev + `","messageId":"` + id + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "texting:" + strings.Repeat("é", MaxEventTypeLen) + ":" + id; p.DedupeKey != want {
+		t.Errorf("DedupeKey = %q, want %q", p.DedupeKey, want)
+	}
+	p, err = ParseTexting([]byte(`{"eventType":"message.sent","messageId":"` + id + `x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "texting:message.sent:sha256-" + sha256Hex([]byte(id+"x")); p.DedupeKey != want {
+		t.Errorf("DedupeKey = %q, want %q", p.DedupeKey, want)
+	}
+}

@@ -51,18 +51,37 @@ type Registration struct {
 // Registry maps (source, event type) to handlers. The worker, the docs and
 // the MCP tools all read this one table.
 type Registry struct {
-	mu       sync.RWMutex
-	handlers map[Key]Registration
+	mu          sync.RWMutex
+	handlers    map[Key]Registration
+	normalizers map[string]func(string) string
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{handlers: map[Key]Registration{}} }
+func NewRegistry() *Registry {
+	return &Registry{handlers: map[Key]Registration{}, normalizers: map[string]func(string) string{}}
+}
+
+// SetNormalizer makes registrations and lookups of one source compare event
+// types through f — for providers whose event names vary in spelling
+// ("Contact Created", "Contact-Created"). Set it before registering.
+func (r *Registry) SetNormalizer(source string, f func(string) string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.normalizers[source] = f
+}
+
+func (r *Registry) key(source, eventType string) Key {
+	if f := r.normalizers[source]; f != nil {
+		eventType = f(eventType)
+	}
+	return Key{source, eventType}
+}
 
 // Register adds a handler; registering a key twice is a programming error.
 func (r *Registry) Register(source, eventType, description string, h Handler) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := Key{source, eventType}
+	k := r.key(source, eventType)
 	if _, dup := r.handlers[k]; dup {
 		panic(fmt.Sprintf("queue: handler for %s registered twice", k))
 	}
@@ -73,7 +92,7 @@ func (r *Registry) Register(source, eventType, description string, h Handler) {
 func (r *Registry) Lookup(source, eventType string) (Handler, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	reg, ok := r.handlers[Key{source, eventType}]
+	reg, ok := r.handlers[r.key(source, eventType)]
 	return reg.Handler, ok
 }
 
