@@ -152,3 +152,9 @@ func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
 }
+
+// IsSkip reports whether err was made with Skip.
+func IsSkip(err error) bool {
+	var s *skipError
+	return errors.As(err, &s)
+}
