@@ -189,7 +189,7 @@ func TestProcessPendingRescuesAndWakes(t *testing.T) {
 	t.Parallel()
 	h := start(t, map[string]string{"DF_POLL_INTERVAL": "1h"})
 	processed := make(chan string, 10)
-	h.svc.Registry.Register("texting", "message.received", "test", queue.HandlerFunc(func(ctx context.Context, j queue.Job) error {
+	h.svc.Registry.Register("texting", "test.ping", "test", queue.HandlerFunc(func(ctx context.Context, j queue.Job) error {
 		processed <- j.ID
 		return nil
 	}))
@@ -204,7 +204,7 @@ func TestProcessPendingRescuesAndWakes(t *testing.T) {
 	var id string
 	if err := h.st.Pool.QueryRow(context.Background(), `INSERT INTO webhook_events
 		(source, event_type, dedupe_key, payload_json, status, attempts, locked_by, locked_until, lease_token)
-		VALUES ('texting', 'message.received', 'dead', '{}', 'processing', 1, 'dead-instance', now() - interval '1 second', gen_random_uuid())
+		VALUES ('texting', 'test.ping', 'dead', '{}', 'processing', 1, 'dead-instance', now() - interval '1 second', gen_random_uuid())
 		RETURNING id::text`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}

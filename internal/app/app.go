@@ -15,13 +15,34 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/df-middleware/df-middleware/internal/config"
+	"github.com/df-middleware/df-middleware/internal/gateway"
 	"github.com/df-middleware/df-middleware/internal/health"
 	"github.com/df-middleware/df-middleware/internal/httpapi"
 	"github.com/df-middleware/df-middleware/internal/intake"
 	"github.com/df-middleware/df-middleware/internal/observe"
 	"github.com/df-middleware/df-middleware/internal/queue"
 	"github.com/df-middleware/df-middleware/internal/store"
+	dfsync "github.com/df-middleware/df-middleware/internal/sync"
+	"github.com/df-middleware/df-middleware/internal/upstream"
+	"github.com/df-middleware/df-middleware/internal/upstream/aloware"
+	"github.com/df-middleware/df-middleware/internal/upstream/ghl"
 )
+
+// ghlOrNil and alowareOrNil keep a nil client a nil interface, so the sync
+// engine sees "not configured" rather than a client that panics.
+func ghlOrNil(c *ghl.Client) dfsync.GHL {
+	if c == nil {
+		return nil
+	}
+	return c
+}
+
+func alowareOrNil(c *aloware.Client) dfsync.Aloware {
+	if c == nil {
+		return nil
+	}
+	return c
+}
 
 // IntakeSettings turns configuration into the intake handler's settings.
 func IntakeSettings(cfg config.Config) (intake.Settings, error) {
@@ -72,14 +93,16 @@ func QueueConfig(cfg config.Config) queue.Config {
 
 // Service is the running sidecar.
 type Service struct {
-	Config   config.Config
-	Store    *store.Store
-	Registry *queue.Registry
-	Runner   *queue.Runner
-	Handler  http.Handler
-	log      zerolog.Logger
-	ready    atomic.Bool
-	commit   *intake.Committer
+	Config    config.Config
+	Store     *store.Store
+	Registry  *queue.Registry
+	Upstreams *Upstreams
+	Sync      *dfsync.Engine
+	Runner    *queue.Runner
+	Handler   http.Handler
+	log       zerolog.Logger
+	ready     atomic.Bool
+	commit    *intake.Committer
 }
 
 // New opens the database, applies migrations when configured to, and builds
@@ -117,21 +140,40 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		log.Warn().Msg("DF_ALLOW_UNSIGNED_WEBHOOKS=true: webhook signatures are NOT checked (development only)")
 	}
 
-	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), log: log}
+	ups, err := NewUpstreams(cfg, upstream.NopObserver{})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), Upstreams: ups, log: log}
 	s.Runner = queue.New(st, s.Registry, QueueConfig(cfg), observe.Component(log, "queue"))
+	s.Sync = dfsync.New(st, ghlOrNil(ups.GHL), alowareOrNil(ups.Aloware), dfsync.Config{
+		ConversationProviderID: cfg.GHLConversationProviderID,
+	}, observe.Component(log, "sync"))
+	s.Sync.Register(s.Registry)
+	s.Runner.AddDuty(queue.Duty{Name: "purge-expired-echoes", Interval: time.Minute, Run: func(ctx context.Context) error {
+		_, err := st.PurgeExpiredEchoes(ctx)
+		return err
+	}})
 	s.commit = intake.NewCommitter(st)
 	ih := intake.NewHandler(set, s.commit, observe.Component(log, "intake"))
 	ih.OnStored = s.Runner.Wake
-	hs := &health.Service{Checkers: []health.Checker{
+	hs := &health.Service{Checkers: append([]health.Checker{
 		health.Database(st),
 		health.JobQueue(st, health.QueueOptions{WorkersRunning: s.Runner.Running}),
-		health.Static("ghl_api", health.NotConfigured, "GHL client not built yet"),
-		health.Static("aloware_api", health.NotConfigured, "Aloware client not built yet"),
-		health.Static("verity_api", health.NotConfigured, "Verity client not built yet"),
-	}}
+	}, ups.Checkers()...)}
+	var verityClient gateway.Verity
+	if ups.Verity != nil {
+		verityClient = ups.Verity
+	}
+	var verifier gateway.TokenVerifier
+	if ups.Verifier != nil {
+		verifier = clerkSubject{ups.Verifier}
+	}
 	s.Handler = httpapi.New(httpapi.Deps{
 		Store: st, Intake: ih, Runner: s.Runner, Health: hs, AdminSecret: cfg.AdminSecret,
-		Log: observe.Component(log, "http"), Ready: s.ready.Load,
+		Gateway: gateway.New(cfg.MiddlewareAPIKey, verityClient, verifier, observe.Component(log, "gateway")),
+		Log:     observe.Component(log, "http"), Ready: s.ready.Load,
 	})
 	return s, nil
 }

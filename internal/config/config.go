@@ -56,11 +56,12 @@ type Config struct {
 	MiddlewareAPIKey      string // DF_MIDDLEWARE_API_KEY
 	AllowUnsignedWebhooks bool   // DF_ALLOW_UNSIGNED_WEBHOOKS; development only
 
-	GHLAPIKey              string // GHL_API_KEY
-	GHLLocationID          string // GHL_LOCATION_ID
-	GHLBaseURL             string // GHL_BASE_URL
-	GHLWebhookPublicKey    string // GHL_WEBHOOK_PUBLIC_KEY; empty = GHL's published key
-	GHLWebhookRSAPublicKey string // GHL_WEBHOOK_RSA_PUBLIC_KEY; empty = GHL's published key
+	GHLAPIKey                 string // GHL_API_KEY
+	GHLLocationID             string // GHL_LOCATION_ID
+	GHLConversationProviderID string // GHL_CONVERSATION_PROVIDER_ID: provider for recorded SMS; notes when unset
+	GHLBaseURL                string // GHL_BASE_URL
+	GHLWebhookPublicKey       string // GHL_WEBHOOK_PUBLIC_KEY; empty = GHL's published key
+	GHLWebhookRSAPublicKey    string // GHL_WEBHOOK_RSA_PUBLIC_KEY; empty = GHL's published key
 
 	AlowareAPIToken             string   // ALOWARE_API_TOKEN
 	AlowareBaseURL              string   // ALOWARE_BASE_URL
@@ -113,11 +114,12 @@ func Load(getenv func(string) string) (Config, error) {
 		MiddlewareAPIKey:      r.str("DF_MIDDLEWARE_API_KEY"),
 		AllowUnsignedWebhooks: r.bool("DF_ALLOW_UNSIGNED_WEBHOOKS", false),
 
-		GHLAPIKey:              r.str("GHL_API_KEY"),
-		GHLLocationID:          r.str("GHL_LOCATION_ID"),
-		GHLBaseURL:             r.url("GHL_BASE_URL", DefaultGHLBaseURL),
-		GHLWebhookPublicKey:    r.str("GHL_WEBHOOK_PUBLIC_KEY"),
-		GHLWebhookRSAPublicKey: r.str("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
+		GHLAPIKey:                 r.str("GHL_API_KEY"),
+		GHLLocationID:             r.str("GHL_LOCATION_ID"),
+		GHLConversationProviderID: r.str("GHL_CONVERSATION_PROVIDER_ID"),
+		GHLBaseURL:                r.url("GHL_BASE_URL", DefaultGHLBaseURL),
+		GHLWebhookPublicKey:       r.str("GHL_WEBHOOK_PUBLIC_KEY"),
+		GHLWebhookRSAPublicKey:    r.str("GHL_WEBHOOK_RSA_PUBLIC_KEY"),
 
 		AlowareAPIToken:             r.str("ALOWARE_API_TOKEN"),
 		AlowareBaseURL:              r.url("ALOWARE_BASE_URL", DefaultAlowareBaseURL),
@@ -242,11 +244,12 @@ func (c Config) Redacted() map[string]string {
 		"DF_MIDDLEWARE_API_KEY":      setOrUnset(c.MiddlewareAPIKey),
 		"DF_ALLOW_UNSIGNED_WEBHOOKS": strconv.FormatBool(c.AllowUnsignedWebhooks),
 
-		"GHL_API_KEY":                setOrUnset(c.GHLAPIKey),
-		"GHL_LOCATION_ID":            c.GHLLocationID,
-		"GHL_BASE_URL":               urlForLog(c.GHLBaseURL, true),
-		"GHL_WEBHOOK_PUBLIC_KEY":     setOrDefault(c.GHLWebhookPublicKey),
-		"GHL_WEBHOOK_RSA_PUBLIC_KEY": setOrDefault(c.GHLWebhookRSAPublicKey),
+		"GHL_API_KEY":                  setOrUnset(c.GHLAPIKey),
+		"GHL_LOCATION_ID":              c.GHLLocationID,
+		"GHL_CONVERSATION_PROVIDER_ID": c.GHLConversationProviderID,
+		"GHL_BASE_URL":                 urlForLog(c.GHLBaseURL, true),
+		"GHL_WEBHOOK_PUBLIC_KEY":       setOrDefault(c.GHLWebhookPublicKey),
+		"GHL_WEBHOOK_RSA_PUBLIC_KEY":   setOrDefault(c.GHLWebhookRSAPublicKey),
 
 		"ALOWARE_API_TOKEN":              setOrUnset(c.AlowareAPIToken),
 		"ALOWARE_BASE_URL":               urlForLog(c.AlowareBaseURL, true),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/df-middleware/df-middleware/internal/gateway"
 	"github.com/df-middleware/df-middleware/internal/health"
 	"github.com/df-middleware/df-middleware/internal/intake"
 	"github.com/df-middleware/df-middleware/internal/observe"
@@ -31,6 +32,7 @@ type Deps struct {
 	Runner      *queue.Runner
 	Health      *health.Service
 	AdminSecret string
+	Gateway     *gateway.Handler
 	Log         zerolog.Logger
 	// Ready reports whether the process has finished starting (migrations
 	// applied, workers started) and is not shutting down.
@@ -49,6 +51,11 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("GET /health", a.health)
 	mux.HandleFunc("GET /livez", a.livez)
 	mux.HandleFunc("GET /readyz", a.readyz)
+
+	if d.Gateway != nil {
+		mux.HandleFunc("GET /api/verity", d.Gateway.ServeCatalog)
+		mux.HandleFunc("POST /api/verity", d.Gateway.ServeProxy)
+	}
 
 	mux.HandleFunc("POST /api/jobs/process-pending", a.admin(a.processPending))
 	mux.HandleFunc("GET /api/admin/events", a.admin(a.listEvents))

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/df-middleware/df-middleware/internal/config"
+	"github.com/df-middleware/df-middleware/internal/health"
+	"github.com/df-middleware/df-middleware/internal/upstream"
+	"github.com/df-middleware/df-middleware/internal/upstream/aloware"
+	"github.com/df-middleware/df-middleware/internal/upstream/clerk"
+	"github.com/df-middleware/df-middleware/internal/upstream/ghl"
+	"github.com/df-middleware/df-middleware/internal/upstream/verity"
+)
+
+// Upstreams holds the clients that are configured; a nil field means its
+// credentials are not set.
+type Upstreams struct {
+	GHL      *ghl.Client
+	Aloware  *aloware.Client
+	Tokens   *clerk.TokenProvider
+	Verifier *clerk.Verifier
+	Verity   *verity.Client
+}
+
+// NewUpstreams builds a client for every upstream whose credentials are set.
+func NewUpstreams(cfg config.Config, obs upstream.Observer) (*Upstreams, error) {
+	opts := upstream.Options{Observer: obs}
+	u := &Upstreams{}
+	if cfg.GHLAPIKey != "" && cfg.GHLLocationID != "" {
+		u.GHL = ghl.New(cfg.GHLBaseURL, cfg.GHLAPIKey, cfg.GHLLocationID, opts)
+	}
+	if cfg.AlowareAPIToken != "" {
+		u.Aloware = aloware.New(cfg.AlowareBaseURL, cfg.AlowareAPIToken, opts)
+	}
+	if cfg.ClerkSecretKey != "" {
+		tp, err := clerk.NewTokenProvider(cfg.ClerkAPIURL, cfg.ClerkSecretKey, opts)
+		if err != nil {
+			return nil, fmt.Errorf("clerk: %w", err)
+		}
+		u.Tokens = tp
+		u.Verifier = clerk.NewVerifier(cfg.ClerkAPIURL, cfg.ClerkSecretKey, opts)
+	}
+	if cfg.VerityBaseURL != "" && u.Tokens != nil {
+		u.Verity = verity.New(cfg.VerityBaseURL, cfg.VerityAPIKey, u.Tokens, opts)
+	}
+	return u, nil
+}
+
+type checker interface {
+	Check(ctx context.Context) error
+	BreakerState() string
+}
+
+// upstreamCheck reports an upstream ok when its cheap probe answers,
+// degraded while its breaker is not closed, down when the probe fails.
+func upstreamCheck(name string, c checker, missing string) health.Checker {
+	return health.CheckFunc{N: name, F: func(ctx context.Context) health.Check {
+		if c == nil {
+			return health.Check{Status: health.NotConfigured, Message: "set " + missing}
+		}
+		start := time.Now()
+		err := c.Check(ctx)
+		res := health.Check{Status: health.OK, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+		if st := c.BreakerState(); st != "closed" {
+			res.Status, res.Message = health.Degraded, "circuit breaker "+st
+		}
+		if err != nil {
+			res.Status, res.Message = health.Down, err.Error()
+			if errors.Is(err, upstream.ErrBreakerOpen) {
+				res.Status = health.Degraded
+			}
+		}
+		return res
+	}}
+}
+
+// Checkers returns the health checks of the three upstreams.
+func (u *Upstreams) Checkers() []health.Checker {
+	var g, a, v checker
+	if u.GHL != nil {
+		g = u.GHL
+	}
+	if u.Aloware != nil {
+		a = u.Aloware
+	}
+	if u.Verity != nil {
+		v = u.Verity
+	}
+	return []health.Checker{
+		upstreamCheck("ghl_api", g, "GHL_API_KEY and GHL_LOCATION_ID"),
+		upstreamCheck("aloware_api", a, "ALOWARE_API_TOKEN"),
+		upstreamCheck("verity_api", v, "VERITY_BASE_URL and CLERK_SECRET_KEY"),
+	}
+}
+
+// clerkSubject adapts the Clerk verifier to the gateway's interface.
+type clerkSubject struct{ v *clerk.Verifier }
+
+func (c clerkSubject) Verify(ctx context.Context, token string) (string, error) {
+	claims, err := c.v.Verify(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	return claims.Subject, nil
+}
