@@ -88,6 +88,7 @@ func QueueConfig(cfg config.Config) queue.Config {
 		PollInterval:    cfg.PollInterval,
 		MaxAttempts:     cfg.MaxAttempts,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Backoff:         queue.Backoff{Base: cfg.RetryBase},
 	}
 }
 

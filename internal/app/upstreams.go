@@ -27,7 +27,7 @@ type Upstreams struct {
 
 // NewUpstreams builds a client for every upstream whose credentials are set.
 func NewUpstreams(cfg config.Config, obs upstream.Observer) (*Upstreams, error) {
-	opts := upstream.Options{Observer: obs}
+	opts := upstream.Options{Observer: obs, BreakerTimeout: cfg.BreakerCooldown}
 	u := &Upstreams{}
 	if cfg.GHLAPIKey != "" && cfg.GHLLocationID != "" {
 		u.GHL = ghl.New(cfg.GHLBaseURL, cfg.GHLAPIKey, cfg.GHLLocationID, opts)

@@ -47,6 +47,8 @@ type Config struct {
 	Workers         int           // DF_WORKERS; 0 = intake only
 	MaxAttempts     int           // DF_MAX_ATTEMPTS
 	LeaseDuration   time.Duration // DF_LEASE_DURATION
+	RetryBase       time.Duration // DF_RETRY_BASE: first retry wait, doubled per attempt
+	BreakerCooldown time.Duration // DF_BREAKER_COOLDOWN: how long an open upstream breaker waits before a trial call
 	PollInterval    time.Duration // DF_POLL_INTERVAL
 	ShutdownTimeout time.Duration // DF_SHUTDOWN_TIMEOUT
 	MaxBodyBytes    int64         // DF_MAX_BODY_BYTES
@@ -105,6 +107,8 @@ func Load(getenv func(string) string) (Config, error) {
 		Workers:         r.int("DF_WORKERS", 4*runtime.NumCPU(), 0),
 		MaxAttempts:     r.int("DF_MAX_ATTEMPTS", DefaultMaxAttempts, 1),
 		LeaseDuration:   r.duration("DF_LEASE_DURATION", DefaultLeaseDuration),
+		RetryBase:       r.duration("DF_RETRY_BASE", 2*time.Second),
+		BreakerCooldown: r.duration("DF_BREAKER_COOLDOWN", 15*time.Second),
 		PollInterval:    r.duration("DF_POLL_INTERVAL", DefaultPollInterval),
 		ShutdownTimeout: r.duration("DF_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 		MaxBodyBytes:    int64(r.int("DF_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
@@ -235,6 +239,8 @@ func (c Config) Redacted() map[string]string {
 		"DF_WORKERS":          strconv.Itoa(c.Workers),
 		"DF_MAX_ATTEMPTS":     strconv.Itoa(c.MaxAttempts),
 		"DF_LEASE_DURATION":   c.LeaseDuration.String(),
+		"DF_RETRY_BASE":       c.RetryBase.String(),
+		"DF_BREAKER_COOLDOWN": c.BreakerCooldown.String(),
 		"DF_POLL_INTERVAL":    c.PollInterval.String(),
 		"DF_SHUTDOWN_TIMEOUT": c.ShutdownTimeout.String(),
 		"DF_MAX_BODY_BYTES":   strconv.FormatInt(c.MaxBodyBytes, 10),
