@@ -26,7 +26,8 @@ type benchRun struct {
 	Drain       *DrainResult
 	MixedIntake *LoadResult
 	MixedDrain  *DrainResult
-	RSSKiB      map[string]int64 // serve phase → VmHWM in KiB
+	RSSKiB      map[string]int64   // serve phase → VmHWM in KiB
+	CPUSeconds  map[string]float64 // serve phase → user+system CPU seconds
 	Env         map[string]string
 }
 
@@ -71,6 +72,7 @@ func loadRun(dir string) (*benchRun, error) {
 		{"mixed_intake.json", &r.MixedIntake},
 		{"mixed_drain.json", &r.MixedDrain},
 		{"rss.json", &r.RSSKiB},
+		{"cpu.json", &r.CPUSeconds},
 		{"env.json", &r.Env},
 	}
 	for _, f := range files {
@@ -226,6 +228,13 @@ func renderReport(r *benchRun, facts []fact) string {
 			"— (vs intake alone)", ratio, "—"})
 	}
 
+	if cpu, ok := r.CPUSeconds["serve intake"]; ok && r.Intake != nil && r.Paced != nil {
+		if events := r.Intake.TotalSent + r.Paced.TotalSent; events > 0 {
+			rows = append(rows, row{"serve CPU per webhook, intake phases (user+system)",
+				fmt.Sprintf("%.0f µs (%.1f s for %d requests)", cpu/float64(events)*1e6, cpu, events), "—", "—", "—"})
+		}
+	}
+
 	if peak, phase := peakRSS(r.RSSKiB); peak > 0 {
 		mib := float64(peak) / 1024
 		ratio, met := ratioMax(mib, targetRSSMiB)
@@ -271,19 +280,23 @@ func renderReport(r *benchRun, facts []fact) string {
 	p("   `loadgen drain` polls every 250 ms from the first claim until no row is `pending` or\n")
 	p("   `processing`; the rate is rows finished ÷ that wall time (the `processed_at` span is shown too).\n")
 	p("5. **Mixed** — intake at the same concurrency while the workers drain, then until the queue is empty.\n")
-	p("6. **RSS** — `VmHWM` of the serve process from `/proc/PID/status` at the end of each serve run; the larger is reported.\n\n")
+	p("6. **RSS** — `VmHWM` of the serve process from `/proc/PID/status` at the end of each serve run; the larger is reported.\n")
+	p("   Serve's CPU time (`/proc/PID/stat`) per request of phases 2–3 is shown as a figure less sensitive to a noisy neighbour.\n\n")
 
 	var notes []string
 	for _, lr := range []*LoadResult{r.Insert, r.Intake, r.Paced, r.MixedIntake} {
 		if lr != nil && lr.Errors > 0 {
-			notes = append(notes, fmt.Sprintf("%s %s: %d errors: %v", lr.Mode, lr.Target, lr.Errors, lr.ErrorSamples))
+			notes = append(notes, fmt.Sprintf("%s %s: %d errors: %s", lr.Mode, lr.Target, lr.Errors, formatCounts(lr.ErrorSamples)))
 		}
 	}
 	if r.Paced != nil && r.Paced.TargetRate > 0 && r.Paced.OKPerSecond < 0.95*r.Paced.TargetRate {
 		notes = append(notes, fmt.Sprintf("the paced run achieved only %.0f of %.0f requests/s", r.Paced.OKPerSecond, r.Paced.TargetRate))
 	}
 	if r.Drain != nil {
-		notes = append(notes, fmt.Sprintf("statuses after the drain: %v", r.Drain.FinalStatuses))
+		notes = append(notes, "statuses after the drain: "+formatCounts(r.Drain.FinalStatuses))
+	}
+	if r.MixedDrain != nil {
+		notes = append(notes, "statuses at the end of the run: "+formatCounts(r.MixedDrain.FinalStatuses))
 	}
 	if len(notes) > 0 {
 		p("## Notes of this run\n\n")
@@ -335,4 +348,13 @@ func peakRSS(m map[string]int64) (int64, string) {
 		}
 	}
 	return peak, phase
+}
+
+// formatCounts renders {"a": 1, "b": 2} as "a 1, b 2" in key order.
+func formatCounts(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }

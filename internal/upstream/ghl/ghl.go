@@ -4,6 +4,7 @@ package ghl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -254,6 +255,17 @@ func (c *Client) FindOrCreateConversation(ctx context.Context, contactID string)
 		Method: http.MethodPost, Endpoint: "/conversations/", Path: "/conversations/",
 		Body: map[string]string{"locationId": c.locationID, "contactId": contactID},
 	}, &created)
+	// Another worker created it between our search and our create: GHL
+	// answers 400 "Conversation already exists" with its id.
+	var ue *upstream.Error
+	if errors.As(err, &ue) && ue.Status == http.StatusBadRequest {
+		var exists struct {
+			ConversationID string `json:"conversationId"`
+		}
+		if json.Unmarshal(ue.Body, &exists) == nil && exists.ConversationID != "" {
+			return exists.ConversationID, nil
+		}
+	}
 	return created.Conversation.ID, err
 }
 

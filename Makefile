@@ -1,0 +1,79 @@
+# df-middleware — developer entry points. `make` alone lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 30s
+BIN         := bin
+
+# Go files under version control or about to be, minus generated / foreign trees.
+GOFILES_CMD := find . \( -path ./.git -o -path ./.pgdata -o -path ./.dev -o -path ./bin \
+	-o -path ./node_modules -o -name testdata \) -prune -o -name '*.go' -print
+
+.PHONY: help run build test lint vet fmt-check staticcheck bench fuzz clean tools devdb devdb-stop
+
+help: ## list the targets
+	@echo "df-middleware — make targets:"
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+	@echo "variables: FUZZTIME=$(FUZZTIME) (per fuzz target), DATABASE_URL / DF_ADMIN_DATABASE_URL (skip the local bootstrap)"
+
+run: ## start serve on a local database with development secrets (scripts/run.sh)
+	@scripts/run.sh
+
+build: ## compile every package and bin/df-middleware
+	$(GO) build ./...
+	$(GO) build -o $(BIN)/df-middleware ./cmd/df-middleware
+
+test: ## database bootstrap, vet, gofmt, staticcheck, go test -race
+	@echo "==> database (scripts/devdb.sh)"
+	@DF_TEST_DATABASE_URL="$${DF_TEST_DATABASE_URL:-$$(scripts/devdb.sh)}"; \
+	export DF_TEST_DATABASE_URL; \
+	echo "    DF_TEST_DATABASE_URL=$$DF_TEST_DATABASE_URL"; \
+	$(MAKE) --no-print-directory lint; \
+	echo "==> go test -race -count=1 -timeout 20m ./..."; \
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+lint: vet fmt-check staticcheck ## go vet, gofmt check, staticcheck
+
+vet:
+	@echo "==> go vet ./..."
+	@$(GO) vet ./...
+
+fmt-check:
+	@echo "==> gofmt -l"
+	@files="$$($(GOFILES_CMD) | xargs -r gofmt -l)"; \
+	if [ -n "$$files" ]; then \
+		echo "these files need gofmt -w:"; echo "$$files" | sed 's/^/    /'; exit 1; \
+	fi
+
+staticcheck:
+	@echo "==> staticcheck ./... ($(STATICCHECK))"
+	@$(GO) run $(STATICCHECK) ./...
+
+bench: ## load benchmark against serve; writes docs/benchmarks.md (scripts/bench.sh)
+	@scripts/bench.sh
+
+fuzz: ## run every Fuzz* target for FUZZTIME each (default 30s)
+	@DF_TEST_DATABASE_URL="$${DF_TEST_DATABASE_URL:-$$(scripts/devdb.sh)}"; \
+	export DF_TEST_DATABASE_URL; \
+	targets="$$(grep -rEo --include='*_test.go' --exclude-dir=.pgdata --exclude-dir=.git --exclude-dir=node_modules \
+		'^func Fuzz[A-Za-z0-9_]*\(' . | sed -E 's/^(.*)\/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\($$/\1 \2/' | sort -u)"; \
+	if [ -z "$$targets" ]; then echo "no fuzz targets found"; exit 0; fi; \
+	while read -r dir name; do \
+		echo "==> go test -run='^$$' -fuzz='^$$name$$' -fuzztime=$(FUZZTIME) $$dir"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$dir" </dev/null; \
+	done <<< "$$targets"
+
+tools: ## install the pinned developer tools into bin/ (staticcheck)
+	GOBIN="$(CURDIR)/$(BIN)" $(GO) install $(STATICCHECK)
+
+devdb: ## print the admin URL of the development PostgreSQL (starting one if needed)
+	@scripts/devdb.sh
+
+devdb-stop: ## stop the private cluster under .pgdata, if one runs
+	@scripts/devdb.sh stop
+
+clean: ## remove build and benchmark outputs (keeps .dev secrets and .pgdata)
+	rm -rf $(BIN) .dev/bench

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# bench.sh — what `make bench` executes. One run, on a fresh database
+# df_bench, measures side by side:
+#   1. the raw durable single-row INSERT rate of this PostgreSQL (reference)
+#   2. intake (serve with DF_WORKERS=0) at a fixed concurrency
+#   3. intake latency at 50 % of that rate (paced)
+#   4. the drain of the backlog by serve with its default workers
+#   5. mixed: intake while the workers drain
+#   6. peak RSS (VmHWM) of the serve process
+# and writes docs/benchmarks.md. Raw JSON results stay in .dev/bench/.
+#
+# Environment: BENCH_CONCURRENCY (32), BENCH_DURATION (20s), BENCH_WARMUP (3s),
+# BENCH_PORT (3902), BENCH_KEEP_DB=1 keeps df_bench afterwards,
+# BENCH_OUT (docs/benchmarks.md), BENCH_SERVE_BIN (a prebuilt serve binary,
+# for testing this harness).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+LOG_PREFIX=bench
+# shellcheck source=scripts/lib.sh
+source "$REPO/scripts/lib.sh"
+
+CONC="${BENCH_CONCURRENCY:-32}"
+DURATION="${BENCH_DURATION:-20s}"
+WARMUP="${BENCH_WARMUP:-3s}"
+PORT="${BENCH_PORT:-3902}"
+REPORT="${BENCH_OUT:-docs/benchmarks.md}"
+DB_NAME=df_bench
+OUT="$REPO/.dev/bench"
+LG="$REPO/bin/loadgen"
+SERVE_BIN="${BENCH_SERVE_BIN:-$REPO/bin/df-middleware}"
+BASE_URL="http://127.0.0.1:$PORT"
+
+command -v go >/dev/null 2>&1 || die "go not found on PATH"
+command -v curl >/dev/null 2>&1 || die "curl not found (needed to wait for /readyz)"
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+log "building bin/df-middleware and bin/loadgen"
+mkdir -p "$REPO/bin"
+if [ -z "${BENCH_SERVE_BIN:-}" ]; then
+	go build -o "$REPO/bin/df-middleware" ./cmd/df-middleware
+fi
+go build -o "$LG" ./cmd/loadgen
+
+ADMIN_URL="$("$REPO/scripts/devdb.sh")"
+BENCH_DB_URL="$(url_with_db "$ADMIN_URL" "$DB_NAME")"
+log "fresh database $DB_NAME"
+"$LG" exec -db "$ADMIN_URL" "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" "CREATE DATABASE $DB_NAME"
+SECRET="$(random_hex)"
+
+SERVE_PID=""
+DRAIN_PID=""
+RSS_ENTRIES=()
+CPU_ENTRIES=()
+LOADAVG_START="$(cut -d" " -f1-3 /proc/loadavg)"
+
+cleanup() {
+	if [ -n "$DRAIN_PID" ]; then kill "$DRAIN_PID" 2>/dev/null || true; fi
+	if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
+		kill -TERM "$SERVE_PID" 2>/dev/null || true
+		wait "$SERVE_PID" 2>/dev/null || true
+	fi
+	return 0
+}
+trap cleanup EXIT
+
+# start_serve NAME WORKERS: serve in the background; WORKERS empty = default.
+start_serve() {
+	local name="$1" workers="$2"
+	local -a envs=(DATABASE_URL="$BENCH_DB_URL" VERITY_WEBHOOK_SECRET="$SECRET"
+		DF_LISTEN_ADDR="127.0.0.1:$PORT" DF_ENV=development)
+	local -a unset=(-u DF_WORKERS -u PORT)
+	[ -n "$workers" ] && envs+=(DF_WORKERS="$workers")
+	log "starting serve ($name, DF_WORKERS=${workers:-default}) on $BASE_URL; log .dev/bench/serve-$name.log"
+	env "${unset[@]}" "${envs[@]}" "$SERVE_BIN" serve >"$OUT/serve-$name.log" 2>&1 &
+	SERVE_PID=$!
+	local i
+	for ((i = 0; i < 240; i++)); do
+		if ! kill -0 "$SERVE_PID" 2>/dev/null; then
+			tail -n 30 "$OUT/serve-$name.log" >&2 || true
+			die "serve ($name) exited before it was ready"
+		fi
+		if curl -fsS -o /dev/null --max-time 1 "$BASE_URL/readyz" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	tail -n 30 "$OUT/serve-$name.log" >&2 || true
+	die "serve ($name) not ready after 60 s ($BASE_URL/readyz)"
+}
+
+# stop_serve NAME: record VmHWM and CPU time, then SIGTERM and wait.
+stop_serve() {
+	local name="$1" hwm cpu
+	hwm="$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVE_PID/status" 2>/dev/null || true)"
+	[ -n "$hwm" ] && RSS_ENTRIES+=("\"serve $name\": $hwm")
+	# utime + stime (fields 14, 15 of /proc/PID/stat; comm has no spaces here).
+	cpu="$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$SERVE_PID/stat" 2>/dev/null || true)"
+	[ -n "$cpu" ] && CPU_ENTRIES+=("\"serve $name\": $cpu")
+	kill -TERM "$SERVE_PID" 2>/dev/null || true
+	local i
+	for ((i = 0; i < 120; i++)); do
+		kill -0 "$SERVE_PID" 2>/dev/null || break
+		sleep 0.25
+	done
+	if kill -0 "$SERVE_PID" 2>/dev/null; then
+		log "serve ($name) still running 30 s after SIGTERM: killing it"
+		kill -KILL "$SERVE_PID" 2>/dev/null || true
+	fi
+	wait "$SERVE_PID" 2>/dev/null || true
+	SERVE_PID=""
+}
+
+checkpoint() {
+	"$LG" exec -db "$BENCH_DB_URL" "CHECKPOINT" 2>/dev/null || true
+}
+
+json_number() { # FILE KEY: the first numeric value of "KEY" in FILE
+	sed -n "s/.*\"$2\": \([0-9.e+-]*\).*/\1/p" "$1" | head -n1
+}
+
+# wait_drain: wait for the background drain, failing if serve dies first.
+wait_drain() {
+	while kill -0 "$DRAIN_PID" 2>/dev/null; do
+		if ! kill -0 "$SERVE_PID" 2>/dev/null; then
+			kill "$DRAIN_PID" 2>/dev/null || true
+			tail -n 30 "$OUT"/serve-*.log >&2 || true
+			die "serve exited during the drain"
+		fi
+		sleep 0.5
+	done
+	local rc=0
+	wait "$DRAIN_PID" || rc=$?
+	DRAIN_PID=""
+	[ "$rc" = 0 ] || die "loadgen drain failed (exit $rc)"
+}
+
+LOAD_FLAGS=(-concurrency "$CONC" -duration "$DURATION" -warmup "$WARMUP")
+
+log "1/5 raw INSERT reference ($CONC connections, $DURATION)"
+checkpoint
+"$LG" insert -db "$BENCH_DB_URL" "${LOAD_FLAGS[@]}" >"$OUT/insert.json"
+
+log "2/5 intake, DF_WORKERS=0 ($CONC concurrent, $DURATION)"
+start_serve intake 0
+checkpoint
+"$LG" intake -url "$BASE_URL" -secret "$SECRET" "${LOAD_FLAGS[@]}" >"$OUT/intake.json"
+
+PEAK="$(json_number "$OUT/intake.json" ok_per_second)"
+HALF="$(awk -v r="$PEAK" 'BEGIN { printf "%.0f", r / 2 }')"
+[ "${HALF:-0}" -gt 0 ] || die "intake acknowledged nothing (see .dev/bench/intake.json)"
+log "3/5 intake paced at 50% of peak: $HALF/s"
+checkpoint
+"$LG" intake -url "$BASE_URL" -secret "$SECRET" "${LOAD_FLAGS[@]}" -rate "$HALF" >"$OUT/paced.json"
+stop_serve intake
+
+log "4/5 drain of the backlog with the default workers"
+checkpoint
+"$LG" drain -db "$BENCH_DB_URL" -ready-file "$OUT/drain.ready" >"$OUT/drain.json" &
+DRAIN_PID=$!
+for ((i = 0; i < 600; i++)); do
+	[ -e "$OUT/drain.ready" ] && break
+	kill -0 "$DRAIN_PID" 2>/dev/null || die "loadgen drain failed before it started"
+	sleep 0.1
+done
+start_serve workers ""
+wait_drain
+
+log "5/5 mixed: intake while the workers drain"
+checkpoint
+MIXED_START="$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"
+"$LG" intake -url "$BASE_URL" -secret "$SECRET" "${LOAD_FLAGS[@]}" >"$OUT/mixed_intake.json"
+"$LG" drain -db "$BENCH_DB_URL" -start-at "$MIXED_START" >"$OUT/mixed_drain.json" &
+DRAIN_PID=$!
+wait_drain
+stop_serve workers
+
+json_object() { # ENTRY...: {ENTRY,ENTRY}
+	local IFS=,
+	printf '{%s}\n' "$*"
+}
+json_object "${RSS_ENTRIES[@]}" >"$OUT/rss.json"
+json_object "${CPU_ENTRIES[@]}" >"$OUT/cpu.json"
+
+COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain 2>/dev/null | head -n1)" ]; then
+	COMMIT="$COMMIT + uncommitted changes"
+fi
+cat >"$OUT/env.json" <<EOF
+{
+  "code": "$COMMIT",
+  "load": "$CONC concurrent, $DURATION recorded after $WARMUP warm-up per phase",
+  "load average (1/5/15 min) at start, end": "$LOADAVG_START; $(cut -d" " -f1-3 /proc/loadavg)",
+  "serve settings": "DF_WORKERS=0 (intake), default (drain, mixed); LOG_LEVEL=${LOG_LEVEL:-default}, GOGC=${GOGC:-default}, GOMEMLIMIT=${GOMEMLIMIT:-default}"
+}
+EOF
+
+"$LG" report -dir "$OUT" -db "$BENCH_DB_URL" -out "$REPORT"
+
+if [ "${BENCH_KEEP_DB:-0}" != 1 ]; then
+	"$LG" exec -db "$ADMIN_URL" "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" || true
+fi
+log "done: $REPORT"
+sed -n '/^| figure/,/^$/p' "$REPORT" >&2
