@@ -77,8 +77,8 @@ type Runner struct {
 	log zerolog.Logger
 
 	wake      chan struct{} // new work may be due
-	slotFreed chan struct{} // an executor became idle
-	idle      atomic.Int64
+	slotFreed chan struct{} // a claimed job finished
+	available atomic.Int64  // jobs we may still claim: Workers + BatchSize - claimed-but-unfinished
 	leader    atomic.Bool
 	duties    []Duty
 	running   atomic.Bool
@@ -148,16 +148,25 @@ func (r *Runner) runWorkers(ctx context.Context) {
 	commitCtx, cancelCommits := afterDone(ctx, r.cfg.ShutdownTimeout+10*time.Second)
 	defer cancelCommits()
 
-	jobs := make(chan Job)
-	outcomes := make(chan finished, r.cfg.Workers*2)
-	r.idle.Store(int64(r.cfg.Workers))
+	// Claims run ahead of the executors by up to one batch, so a claim moves
+	// many rows per transaction instead of one per idle worker, and the
+	// executors never wait for a claim while there is a backlog.
+	slots := r.cfg.Workers + r.cfg.BatchSize
+	jobs := make(chan Job, slots)
+	outcomes := make(chan finished, slots)
+	r.available.Store(int64(slots))
 
 	var execs sync.WaitGroup
 	for range r.cfg.Workers {
 		execs.Go(func() {
 			for job := range jobs {
+				if ctx.Err() != nil {
+					// Shutting down: leave prefetched jobs unstarted; their
+					// leases are handed back below.
+					continue
+				}
 				outcomes <- finished{r.execute(handlerCtx, job), job}
-				r.idle.Add(1)
+				r.available.Add(1)
 				select {
 				case r.slotFreed <- struct{}{}:
 				default:
@@ -183,15 +192,17 @@ func (r *Runner) runWorkers(ctx context.Context) {
 	}
 }
 
-// dispatch claims as many due events as there are idle executors and hands
-// them out, until ctx ends.
+// dispatch claims due events in batches and queues them for the executors,
+// until ctx ends. It claims once at least half a batch of room is free (or
+// everything is), so claims stay large under load and immediate when idle.
 func (r *Runner) dispatch(ctx context.Context, jobs chan<- Job) {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
 	failures := 0
+	threshold := max(1, r.cfg.BatchSize/2)
 	for ctx.Err() == nil {
-		free := int(r.idle.Load())
-		if free == 0 {
+		free := int(r.available.Load())
+		if free < threshold {
 			select {
 			case <-r.slotFreed:
 			case <-ctx.Done():
@@ -211,7 +222,7 @@ func (r *Runner) dispatch(ctx context.Context, jobs chan<- Job) {
 			continue
 		}
 		failures = 0
-		r.idle.Add(-int64(len(claimed)))
+		r.available.Add(-int64(len(claimed)))
 		for _, j := range claimed {
 			jobs <- j
 		}

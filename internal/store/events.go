@@ -104,10 +104,11 @@ func nullIfEmpty(s string) *string {
 	return &s
 }
 
-// InsertEvents stores a batch of events in one transaction (group commit):
-// one multi-row INSERT … ON CONFLICT DO NOTHING, then a lookup of the rows
-// that already existed. Results are in input order. Idle workers are woken
-// with NOTIFY in the same transaction, so they see the rows when it fires.
+// InsertEvents stores a batch of events in one statement (group commit): a
+// multi-row INSERT … ON CONFLICT DO NOTHING, then, only when some were
+// duplicates, a lookup of the rows that already existed. Results are in
+// input order. The NOTIFY is part of the insert's transaction, so workers
+// woken by it see the rows.
 func (s *Store) InsertEvents(ctx context.Context, evs []NewEvent) ([]InsertResult, error) {
 	n := len(evs)
 	if n == 0 {
@@ -130,9 +131,11 @@ func (s *Store) InsertEvents(ctx context.Context, evs []NewEvent) ([]InsertResul
 		payloads[i] = string(e.Payload)
 	}
 
-	results := make([]InsertResult, n)
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	// One statement in autocommit: the insert, and the NOTIFY that wakes
+	// idle workers only when something new was stored. A single round trip
+	// per batch keeps the commit — the WAL flush — the only wait.
+	rows, err := s.Pool.Query(ctx, `
+		WITH ins AS (
 			INSERT INTO webhook_events (source, event_type, entity_type, entity_id, dedupe_key,
 				payload_json, status, error_message, processed_at, traceparent, tracestate, request_id)
 			SELECT u.source, u.event_type, u.entity_type, u.entity_id, u.dedupe_key,
@@ -144,74 +147,71 @@ func (s *Store) InsertEvents(ctx context.Context, evs []NewEvent) ([]InsertResul
 				AS u(source, event_type, entity_type, entity_id, dedupe_key,
 				     payload, status, error_message, traceparent, tracestate, request_id)
 			ON CONFLICT (dedupe_key) DO NOTHING
-			RETURNING id::text, dedupe_key`,
-			sources, types, entityTypes, entityIDs, keys, payloads, statuses, errMessages,
-			traceParents, traceStates, reqIDs)
-		if err != nil {
-			return fmt.Errorf("insert events: %w", err)
+			RETURNING id, dedupe_key, status
+		), wake AS (
+			SELECT pg_notify($12, '') FROM (SELECT 1 FROM ins WHERE status = 'pending' LIMIT 1) AS any_new
+		)
+		SELECT ins.id::text, ins.dedupe_key FROM ins LEFT JOIN wake ON true`,
+		sources, types, entityTypes, entityIDs, keys, payloads, statuses, errMessages,
+		traceParents, traceStates, reqIDs, NotifyChannel)
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	inserted := make(map[string]string, n)
+	for rows.Next() {
+		var id, key string
+		if err := rows.Scan(&id, &key); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan inserted event: %w", err)
 		}
-		inserted := make(map[string]string, n)
+		inserted[key] = id
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+
+	results := make([]InsertResult, n)
+	var missing []string
+	claimed := make(map[string]bool, n)
+	for i, e := range evs {
+		// The first request carrying a key gets the new row; later ones in
+		// the same batch are duplicates of it.
+		if id, ok := inserted[e.DedupeKey]; ok && !claimed[e.DedupeKey] {
+			claimed[e.DedupeKey] = true
+			results[i] = InsertResult{ID: id}
+			continue
+		}
+		results[i].Duplicate = true
+		if _, ok := inserted[e.DedupeKey]; !ok {
+			missing = append(missing, e.DedupeKey)
+		}
+	}
+	if len(missing) > 0 {
+		// Duplicates of rows stored earlier (committed, so visible now).
+		rows, err := s.Pool.Query(ctx, `SELECT id::text, dedupe_key FROM webhook_events WHERE dedupe_key = ANY($1)`, missing)
+		if err != nil {
+			return nil, fmt.Errorf("look up duplicates: %w", err)
+		}
 		for rows.Next() {
 			var id, key string
 			if err := rows.Scan(&id, &key); err != nil {
 				rows.Close()
-				return fmt.Errorf("scan inserted event: %w", err)
+				return nil, fmt.Errorf("scan duplicate: %w", err)
 			}
 			inserted[key] = id
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("insert events: %w", err)
+			return nil, fmt.Errorf("look up duplicates: %w", err)
 		}
-
-		var missing []string
-		claimed := make(map[string]bool, n)
-		for i, e := range evs {
-			// The first request carrying a key gets the new row; later ones in
-			// the same batch are duplicates of it.
-			if id, ok := inserted[e.DedupeKey]; ok && !claimed[e.DedupeKey] {
-				claimed[e.DedupeKey] = true
-				results[i] = InsertResult{ID: id}
-				continue
-			}
-			results[i].Duplicate = true
-			if _, ok := inserted[e.DedupeKey]; !ok {
-				missing = append(missing, e.DedupeKey)
+	}
+	for i := range results {
+		if results[i].Duplicate {
+			if results[i].ID = inserted[evs[i].DedupeKey]; results[i].ID == "" {
+				return nil, fmt.Errorf("duplicate of %q not found", evs[i].DedupeKey)
 			}
 		}
-		existing := inserted
-		if len(missing) > 0 {
-			rows, err := tx.Query(ctx, `SELECT id::text, dedupe_key FROM webhook_events WHERE dedupe_key = ANY($1)`, missing)
-			if err != nil {
-				return fmt.Errorf("look up duplicates: %w", err)
-			}
-			for rows.Next() {
-				var id, key string
-				if err := rows.Scan(&id, &key); err != nil {
-					rows.Close()
-					return fmt.Errorf("scan duplicate: %w", err)
-				}
-				existing[key] = id
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("look up duplicates: %w", err)
-			}
-		}
-		for i := range results {
-			if results[i].Duplicate {
-				results[i].ID = existing[evs[i].DedupeKey]
-			}
-		}
-		if len(inserted) > 0 {
-			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil {
-				return fmt.Errorf("notify workers: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	return results, nil
 }
