@@ -1,7 +1,6 @@
 package intake
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +134,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, http.StatusNotFound, fmt.Sprintf("unknown webhook source %q: use ghl, aloware, texting or broadcast", source))
 		return
 	}
-	log := h.log.With().Str("source", source).Str("request_id", observe.RequestID(r.Context())).Logger()
+	// The request logger is built only when a line is written: intake runs
+	// at thousands of requests a second and most write none.
+	log := func() *zerolog.Logger {
+		l := h.log.With().Str("source", source).Str("request_id", observe.RequestID(r.Context())).Logger()
+		return &l
+	}
 	if msg := h.notConfigured(source); msg != "" {
 		WriteError(w, r, http.StatusServiceUnavailable, msg)
 		return
@@ -152,7 +156,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.verify(source, r, body); err != nil {
-		log.Warn().Err(err).Msg("webhook refused: verification failed")
+		log().Warn().Err(err).Msg("webhook refused: verification failed")
 		WriteError(w, r, http.StatusUnauthorized, err.Error())
 		return
 	}
@@ -161,13 +165,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = CheckStorableJSON(body)
 	}
 	if err != nil {
-		log.Info().Err(err).Msg("webhook refused: malformed body")
+		log().Info().Err(err).Msg("webhook refused: malformed body")
 		WriteError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	if source == SourceGHL && !h.set.AllowUnsigned {
 		if err := CheckTimestamp(parsed.Timestamp, h.set.Now(), h.set.MaxSkew); err != nil {
-			log.Warn().Err(err).Msg("webhook refused: stale timestamp")
+			log().Warn().Err(err).Msg("webhook refused: stale timestamp")
 			WriteError(w, r, http.StatusUnauthorized, err.Error())
 			return
 		}
@@ -189,20 +193,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		note = ev.ErrorMessage
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
-	defer cancel()
-	res, err := h.committer.Submit(ctx, ev)
+	// No timer of its own: the committer's flush has a deadline, and a
+	// client that gives up cancels the request's context.
+	res, err := h.committer.Submit(r.Context(), ev)
 	if err != nil {
-		log.Error().Err(err).Str("event_type", parsed.EventType).Msg("webhook not stored")
+		log().Error().Err(err).Str("event_type", parsed.EventType).Msg("webhook not stored")
 		WriteError(w, r, http.StatusServiceUnavailable, "the event could not be stored (database unavailable); nothing was kept, retry the delivery")
 		return
 	}
 	if res.Duplicate {
-		log.Debug().Str("event_id", res.ID).Msg("duplicate delivery")
+		if h.log.GetLevel() <= zerolog.DebugLevel {
+			log().Debug().Str("event_id", res.ID).Msg("duplicate delivery")
+		}
 		WriteJSON(w, http.StatusOK, Response{ID: res.ID, Status: "duplicate"})
 		return
 	}
-	log.Debug().Str("event_id", res.ID).Str("event_type", parsed.EventType).Msg("webhook stored")
+	if h.log.GetLevel() <= zerolog.DebugLevel {
+		log().Debug().Str("event_id", res.ID).Str("event_type", parsed.EventType).Msg("webhook stored")
+	}
 	if h.OnStored != nil && ev.Status == "" {
 		h.OnStored()
 	}
