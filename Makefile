@@ -10,9 +10,9 @@ BIN         := bin
 
 # Go files under version control or about to be, minus generated / foreign trees.
 GOFILES_CMD := find . \( -path ./.git -o -path ./.pgdata -o -path ./.dev -o -path ./bin \
-	-o -path ./node_modules -o -name testdata \) -prune -o -name '*.go' -print
+	-o -path ./node_modules -o -path ./interop/node_modules -o -name testdata \) -prune -o -name '*.go' -print
 
-.PHONY: help run build test lint vet fmt-check staticcheck bench fuzz clean tools devdb devdb-stop
+.PHONY: help run build test lint vet fmt-check staticcheck bench fuzz clean tools devdb devdb-stop interop-deps
 
 help: ## list the targets
 	@echo "df-middleware — make targets:"
@@ -32,6 +32,7 @@ test: ## database bootstrap, vet, gofmt, staticcheck, go test -race
 	export DF_TEST_DATABASE_URL; \
 	echo "    DF_TEST_DATABASE_URL=$$DF_TEST_DATABASE_URL"; \
 	$(MAKE) --no-print-directory lint; \
+	$(MAKE) --no-print-directory interop-deps; \
 	echo "==> go test -race -count=1 -timeout 20m ./..."; \
 	$(GO) test -race -count=1 -timeout 20m ./...
 
@@ -65,6 +66,14 @@ fuzz: ## run every Fuzz* target for FUZZTIME each (default 30s)
 		echo "==> go test -run='^$$' -fuzz='^$$name$$' -fuzztime=$(FUZZTIME) $$dir"; \
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) "$$dir" </dev/null; \
 	done <<< "$$targets"
+
+interop-deps: ## install the TypeScript MCP SDK client used by the interop test (needs Node)
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "==> npm ci (interop/: @modelcontextprotocol/sdk)"; \
+		cd interop && npm ci --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "==> node/npm not installed: the TypeScript interop test will be skipped"; \
+	fi
 
 tools: ## install the pinned developer tools into bin/ (staticcheck)
 	GOBIN="$(CURDIR)/$(BIN)" $(GO) install $(STATICCHECK)

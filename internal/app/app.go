@@ -99,11 +99,13 @@ type Service struct {
 	Registry  *queue.Registry
 	Upstreams *Upstreams
 	Sync      *dfsync.Engine
+	Health    *health.Service
 	Runner    *queue.Runner
 	Handler   http.Handler
 	log       zerolog.Logger
 	ready     atomic.Bool
 	commit    *intake.Committer
+	mcp       atomic.Pointer[http.Handler]
 }
 
 // New opens the database, applies migrations when configured to, and builds
@@ -159,7 +161,7 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 	s.commit = intake.NewCommitter(st)
 	ih := intake.NewHandler(set, s.commit, observe.Component(log, "intake"))
 	ih.OnStored = s.Runner.Wake
-	hs := &health.Service{Checkers: append([]health.Checker{
+	s.Health = &health.Service{Checkers: append([]health.Checker{
 		health.Database(st),
 		health.JobQueue(st, health.QueueOptions{WorkersRunning: s.Runner.Running}),
 	}, ups.Checkers()...)}
@@ -172,11 +174,42 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		verifier = clerkSubject{ups.Verifier}
 	}
 	s.Handler = httpapi.New(httpapi.Deps{
-		Store: st, Intake: ih, Runner: s.Runner, Health: hs, AdminSecret: cfg.AdminSecret,
+		Store: st, Intake: ih, Runner: s.Runner, Health: s.Health, AdminSecret: cfg.AdminSecret,
 		Gateway: gateway.New(cfg.MiddlewareAPIKey, verityClient, verifier, observe.Component(log, "gateway")),
 		Log:     observe.Component(log, "http"), Ready: s.ready.Load,
+		MCP: func() http.Handler {
+			if h := s.mcp.Load(); h != nil {
+				return *h
+			}
+			return nil
+		},
+		MCPToken: cfg.MCPHTTPToken, MCPVerifier: verifier,
 	})
 	return s, nil
+}
+
+// MountMCP serves h at /mcp (the MCP streamable HTTP transport).
+func (s *Service) MountMCP(h http.Handler) { s.mcp.Store(&h) }
+
+// MCPAuthConfigured reports whether /mcp requires credentials.
+func MCPAuthConfigured(cfg config.Config) bool {
+	return cfg.MCPHTTPToken != "" || cfg.ClerkSecretKey != ""
+}
+
+// CheckMCPExposure refuses to serve MCP over HTTP without authentication on
+// an address other hosts can reach.
+func CheckMCPExposure(cfg config.Config) error {
+	if MCPAuthConfigured(cfg) {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("DF_LISTEN_ADDR %q: %w", cfg.ListenAddr, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve MCP over HTTP on %s without authentication: set DF_MCP_HTTP_TOKEN (or CLERK_SECRET_KEY), or listen on 127.0.0.1", cfg.ListenAddr)
 }
 
 // Run serves until ctx ends, then shuts down in order: stop accepting

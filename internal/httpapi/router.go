@@ -20,6 +20,7 @@ import (
 	"github.com/df-middleware/df-middleware/internal/gateway"
 	"github.com/df-middleware/df-middleware/internal/health"
 	"github.com/df-middleware/df-middleware/internal/intake"
+	"github.com/df-middleware/df-middleware/internal/mcpctx"
 	"github.com/df-middleware/df-middleware/internal/observe"
 	"github.com/df-middleware/df-middleware/internal/queue"
 	"github.com/df-middleware/df-middleware/internal/store"
@@ -33,6 +34,13 @@ type Deps struct {
 	Health      *health.Service
 	AdminSecret string
 	Gateway     *gateway.Handler
+	// MCP returns the streamable HTTP handler of the MCP server, or nil
+	// while none is mounted (the route answers 404 then).
+	MCP func() http.Handler
+	// MCPToken is DF_MCP_HTTP_TOKEN; MCPVerifier checks Clerk session JWTs.
+	// With neither, /mcp is open — app refuses that off loopback.
+	MCPToken    string
+	MCPVerifier gateway.TokenVerifier
 	Log         zerolog.Logger
 	// Ready reports whether the process has finished starting (migrations
 	// applied, workers started) and is not shutting down.
@@ -46,6 +54,10 @@ func New(d Deps) http.Handler {
 		sum := sha256.Sum256([]byte(d.AdminSecret))
 		a.adminDigest = sum[:]
 	}
+	if d.MCPToken != "" {
+		sum := sha256.Sum256([]byte(d.MCPToken))
+		a.mcpDigest = sum[:]
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /api/webhooks/{source}", d.Intake)
 	mux.HandleFunc("GET /health", a.health)
@@ -56,6 +68,8 @@ func New(d Deps) http.Handler {
 		mux.HandleFunc("GET /api/verity", d.Gateway.ServeCatalog)
 		mux.HandleFunc("POST /api/verity", d.Gateway.ServeProxy)
 	}
+
+	mux.Handle("/mcp", a.mcpAuth(http.HandlerFunc(a.mcp)))
 
 	mux.HandleFunc("POST /api/jobs/process-pending", a.admin(a.processPending))
 	mux.HandleFunc("GET /api/admin/events", a.admin(a.listEvents))
@@ -69,6 +83,58 @@ func New(d Deps) http.Handler {
 type api struct {
 	Deps
 	adminDigest []byte
+	mcpDigest   []byte
+}
+
+func (a *api) mcp(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler
+	if a.MCP != nil {
+		h = a.MCP()
+	}
+	if h == nil {
+		intake.WriteError(w, r, http.StatusNotFound, "MCP over HTTP is not served by this process")
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// mcpAuth admits a request bearing DF_MCP_HTTP_TOKEN (compared as SHA-256
+// digests in constant time) or a valid Clerk session JWT, and records who it
+// is for the audit log. With no auth configured the route is open; app
+// refuses to start that way on a non-loopback address.
+func (a *api) mcpAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller := mcpctx.Caller{Interface: mcpctx.HTTP}
+		token, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		switch {
+		case a.mcpDigest == nil && a.MCPVerifier == nil:
+			caller.Name = "unauthenticated-loopback"
+		case hasBearer && a.mcpDigest != nil && constantTimeEqual(token, a.mcpDigest):
+			caller.Name = "token"
+		case hasBearer && a.MCPVerifier != nil && strings.Count(token, ".") == 2:
+			sub, err := a.MCPVerifier.Verify(r.Context(), token)
+			if err != nil {
+				a.Log.Info().Err(err).Str("request_id", observe.RequestID(r.Context())).Msg("MCP request refused: invalid Clerk token")
+				unauthorizedMCP(w, r, "invalid Clerk session token: "+err.Error())
+				return
+			}
+			caller.Name = "clerk:" + sub
+		default:
+			unauthorizedMCP(w, r, "missing or wrong credentials: send Authorization: Bearer $DF_MCP_HTTP_TOKEN (or a Clerk session JWT)")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(mcpctx.WithCaller(r.Context(), caller)))
+	})
+}
+
+func unauthorizedMCP(w http.ResponseWriter, r *http.Request, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="df-middleware mcp"`)
+	intake.WriteError(w, r, http.StatusUnauthorized, msg)
+}
+
+func constantTimeEqual(secret string, digest []byte) bool {
+	sum := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(sum[:], digest) == 1
 }
 
 // admin guards an admin route with Bearer DF_ADMIN_SECRET. Digests of equal
@@ -82,8 +148,7 @@ func (a *api) admin(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(token))
-		if !ok || subtle.ConstantTimeCompare(sum[:], a.adminDigest) != 1 {
+		if !ok || !constantTimeEqual(token, a.adminDigest) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="df-middleware admin"`)
 			intake.WriteError(w, r, http.StatusUnauthorized, "missing or wrong admin credentials: send Authorization: Bearer $DF_ADMIN_SECRET")
 			return
