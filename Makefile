@@ -12,7 +12,7 @@ BIN         := bin
 GOFILES_CMD := find . \( -path ./.git -o -path ./.pgdata -o -path ./.dev -o -path ./bin \
 	-o -path ./node_modules -o -path ./interop/node_modules -o -name testdata \) -prune -o -name '*.go' -print
 
-.PHONY: help run build test lint vet fmt-check staticcheck bench fuzz clean tools devdb devdb-stop interop-deps
+.PHONY: help run build test lint vet fmt-check staticcheck bench bench-mcp fuzz clean tools devdb devdb-stop interop-deps
 
 help: ## list the targets
 	@echo "df-middleware — make targets:"
@@ -53,8 +53,14 @@ staticcheck:
 	@echo "==> staticcheck ./... ($(STATICCHECK))"
 	@$(GO) run $(STATICCHECK) ./...
 
-bench: ## load benchmark against serve; writes docs/benchmarks.md (scripts/bench.sh)
+bench: ## load benchmarks: intake/drain/e2e (docs/benchmarks.md), then MCP tools over big tables
 	@scripts/bench.sh
+	@$(MAKE) --no-print-directory bench-mcp
+
+bench-mcp: ## MCP tool latency with 1M events and 1M sync_log rows; writes docs/benchmarks-mcp.md
+	@ADMIN="$${DF_TEST_DATABASE_URL:-$$(scripts/devdb.sh)}"; \
+	$(GO) build -o $(BIN)/df-middleware ./cmd/df-middleware; \
+	$(GO) run ./cmd/mcpbench -bin $(BIN)/df-middleware -admin-url "$$ADMIN" -out docs/benchmarks-mcp.md
 
 fuzz: ## run every Fuzz* target for FUZZTIME each (default 30s)
 	@DF_TEST_DATABASE_URL="$${DF_TEST_DATABASE_URL:-$$(scripts/devdb.sh)}"; \
