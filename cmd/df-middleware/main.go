@@ -31,7 +31,9 @@ var version = ""
 const usage = `usage: df-middleware <command>
 
 commands:
-  serve            run the sidecar HTTP listener (webhooks, admin API, health) and the workers
+  serve            run the sidecar HTTP listener (webhooks, admin API, health, MCP at /mcp) and the workers
+  mcp [flags]      MCP over stdio, with the sidecar in the same process
+                   (--no-sidecar, --toolsets ops,events,sync,broadcasts, --read-only)
   migrate up       apply pending database migrations
   migrate status   list migrations and whether each is applied
   version          print the version
@@ -41,7 +43,7 @@ Configuration comes from environment variables; see README.md.
 
 func main() {
 	tuneGC(os.Getenv)
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
 // tuneGC trades memory the service does not use for CPU it does: at
@@ -57,7 +59,7 @@ func tuneGC(getenv func(string) string) {
 	}
 }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func run(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -69,7 +71,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return 0
-	case "serve", "migrate":
+	case "serve", "migrate", "mcp":
 	default:
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -93,6 +95,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, cfg, log)
+	case "mcp":
+		err = serveMCPStdio(ctx, cfg, args[1:], stdin, stdout, stderr, log)
 	case "migrate":
 		err = migrate(ctx, cfg, args[1:], stdout)
 	}
@@ -121,6 +125,10 @@ func serve(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	log.Info().Str("version", buildVersion()).Interface("config", cfg.Redacted()).Msg("starting")
 	svc, err := app.New(ctx, cfg, log)
 	if err != nil {
+		return err
+	}
+	if err := mountMCPHTTP(ctx, svc, log); err != nil {
+		svc.Store.Close()
 		return err
 	}
 	ln, err := app.Listen(cfg)

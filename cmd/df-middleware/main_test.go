@@ -27,13 +27,13 @@ import (
 
 func TestVersionAndUsage(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run([]string{"version"}, func(string) string { return "" }, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "df-middleware ") {
+	if code := run([]string{"version"}, func(string) string { return "" }, nil, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "df-middleware ") {
 		t.Fatalf("version: code %d out %q", code, out.String())
 	}
-	if code := run(nil, func(string) string { return "" }, &out, &errOut); code != 2 {
+	if code := run(nil, func(string) string { return "" }, nil, &out, &errOut); code != 2 {
 		t.Fatalf("no command: code %d", code)
 	}
-	if code := run([]string{"mcp"}, func(string) string { return "" }, &out, &errOut); code != 2 {
+	if code := run([]string{"bogus"}, func(string) string { return "" }, nil, &out, &errOut); code != 2 {
 		t.Fatalf("unknown command: code %d", code)
 	}
 }
@@ -47,7 +47,7 @@ func TestConfigProblemsAllReported(t *testing.T) {
 		"DATABASE_URL": "postgres://u:hunter2-db-password@localhost/db",
 	}
 	var out, errOut bytes.Buffer
-	code := run([]string{"serve"}, func(k string) string { return env[k] }, &out, &errOut)
+	code := run([]string{"serve"}, func(k string) string { return env[k] }, nil, &out, &errOut)
 	if code != 2 {
 		t.Fatalf("exit code %d, want 2", code)
 	}

@@ -158,6 +158,10 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		_, err := st.PurgeExpiredEchoes(ctx)
 		return err
 	}})
+	s.Runner.AddDuty(queue.Duty{Name: "prune-stat-rollups", Interval: time.Hour, Run: func(ctx context.Context) error {
+		_, err := st.PruneRollups(ctx)
+		return err
+	}})
 	s.commit = intake.NewCommitter(st)
 	ih := intake.NewHandler(set, s.commit, observe.Component(log, "intake"))
 	ih.OnStored = s.Runner.Wake
