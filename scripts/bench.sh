@@ -6,11 +6,18 @@
 #   3. intake latency at 50 % of that rate (paced)
 #   4. the drain of the backlog by serve with its default workers
 #   5. mixed: intake while the workers drain
-#   6. peak RSS (VmHWM) of the serve process
+#   6. end to end through the sandbox (bin/sandbox, no faults, no added
+#      latency, rate limits lifted) on a fresh database df_bench_e2e: signed
+#      GHL ContactCreate webhooks → Aloware contacts, saturating (a closed
+#      loop until BENCH_E2E_EVENTS are accepted) then paced at half the rate
+#      reached; events/s and latency from intake to done, against the no-op
+#      drain rate of phase 4
+#   7. peak RSS (VmHWM) of the serve process
 # and writes docs/benchmarks.md. Raw JSON results stay in .dev/bench/.
 #
 # Environment: BENCH_CONCURRENCY (32), BENCH_DURATION (20s), BENCH_WARMUP (3s),
-# BENCH_PORT (3902), BENCH_KEEP_DB=1 keeps df_bench afterwards,
+# BENCH_PORT (3902), BENCH_E2E_EVENTS (3000), BENCH_SANDBOX_PORT (4910),
+# BENCH_KEEP_DB=1 keeps df_bench and df_bench_e2e afterwards,
 # BENCH_OUT (docs/benchmarks.md), BENCH_SERVE_BIN (a prebuilt serve binary,
 # for testing this harness).
 set -euo pipefail
@@ -26,7 +33,10 @@ DURATION="${BENCH_DURATION:-20s}"
 WARMUP="${BENCH_WARMUP:-3s}"
 PORT="${BENCH_PORT:-3902}"
 REPORT="${BENCH_OUT:-docs/benchmarks.md}"
+E2E_EVENTS="${BENCH_E2E_EVENTS:-3000}"
+SANDBOX_ADDR="127.0.0.1:${BENCH_SANDBOX_PORT:-4910}"
 DB_NAME=df_bench
+E2E_DB_NAME=df_bench_e2e
 OUT="$REPO/.dev/bench"
 LG="$REPO/bin/loadgen"
 SERVE_BIN="${BENCH_SERVE_BIN:-$REPO/bin/df-middleware}"
@@ -38,21 +48,25 @@ command -v curl >/dev/null 2>&1 || die "curl not found (needed to wait for /read
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-log "building bin/df-middleware and bin/loadgen"
+log "building bin/df-middleware, bin/loadgen and bin/sandbox"
 mkdir -p "$REPO/bin"
 if [ -z "${BENCH_SERVE_BIN:-}" ]; then
 	go build -o "$REPO/bin/df-middleware" ./cmd/df-middleware
 fi
 go build -o "$LG" ./cmd/loadgen
+go build -o "$REPO/bin/sandbox" ./cmd/sandbox
 
 ADMIN_URL="$("$REPO/scripts/devdb.sh")"
 BENCH_DB_URL="$(url_with_db "$ADMIN_URL" "$DB_NAME")"
+E2E_DB_URL="$(url_with_db "$ADMIN_URL" "$E2E_DB_NAME")"
 log "fresh database $DB_NAME"
 "$LG" exec -db "$ADMIN_URL" "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" "CREATE DATABASE $DB_NAME"
 SECRET="$(random_hex)"
 
 SERVE_PID=""
 DRAIN_PID=""
+SERVE_DB_URL="$BENCH_DB_URL" # the database start_serve points serve at
+SERVE_EXTRA_ENV=()           # more VAR=value for start_serve
 RSS_ENTRIES=()
 CPU_ENTRIES=()
 LOADAVG_START="$(cut -d" " -f1-3 /proc/loadavg)"
@@ -63,6 +77,7 @@ cleanup() {
 		kill -TERM "$SERVE_PID" 2>/dev/null || true
 		wait "$SERVE_PID" 2>/dev/null || true
 	fi
+	sandbox_stop
 	return 0
 }
 trap cleanup EXIT
@@ -70,8 +85,8 @@ trap cleanup EXIT
 # start_serve NAME WORKERS: serve in the background; WORKERS empty = default.
 start_serve() {
 	local name="$1" workers="$2"
-	local -a envs=(DATABASE_URL="$BENCH_DB_URL" VERITY_WEBHOOK_SECRET="$SECRET"
-		DF_LISTEN_ADDR="127.0.0.1:$PORT" DF_ENV=development)
+	local -a envs=(DATABASE_URL="$SERVE_DB_URL" VERITY_WEBHOOK_SECRET="$SECRET"
+		DF_LISTEN_ADDR="127.0.0.1:$PORT" DF_ENV=development "${SERVE_EXTRA_ENV[@]}")
 	local -a unset=(-u DF_WORKERS -u PORT)
 	[ -n "$workers" ] && envs+=(DF_WORKERS="$workers")
 	log "starting serve ($name, DF_WORKERS=${workers:-default}) on $BASE_URL; log .dev/bench/serve-$name.log"
@@ -140,11 +155,11 @@ wait_drain() {
 
 LOAD_FLAGS=(-concurrency "$CONC" -duration "$DURATION" -warmup "$WARMUP")
 
-log "1/5 raw INSERT reference ($CONC connections, $DURATION)"
+log "1/6 raw INSERT reference ($CONC connections, $DURATION)"
 checkpoint
 "$LG" insert -db "$BENCH_DB_URL" "${LOAD_FLAGS[@]}" >"$OUT/insert.json"
 
-log "2/5 intake, DF_WORKERS=0 ($CONC concurrent, $DURATION)"
+log "2/6 intake, DF_WORKERS=0 ($CONC concurrent, $DURATION)"
 start_serve intake 0
 checkpoint
 "$LG" intake -url "$BASE_URL" -secret "$SECRET" "${LOAD_FLAGS[@]}" >"$OUT/intake.json"
@@ -152,12 +167,12 @@ checkpoint
 PEAK="$(json_number "$OUT/intake.json" ok_per_second)"
 HALF="$(awk -v r="$PEAK" 'BEGIN { printf "%.0f", r / 2 }')"
 [ "${HALF:-0}" -gt 0 ] || die "intake acknowledged nothing (see .dev/bench/intake.json)"
-log "3/5 intake paced at 50% of peak: $HALF/s"
+log "3/6 intake paced at 50% of peak: $HALF/s"
 checkpoint
 "$LG" intake -url "$BASE_URL" -secret "$SECRET" "${LOAD_FLAGS[@]}" -rate "$HALF" >"$OUT/paced.json"
 stop_serve intake
 
-log "4/5 drain of the backlog with the default workers"
+log "4/6 drain of the backlog with the default workers"
 checkpoint
 "$LG" drain -db "$BENCH_DB_URL" -ready-file "$OUT/drain.ready" >"$OUT/drain.json" &
 DRAIN_PID=$!
@@ -169,7 +184,7 @@ done
 start_serve workers ""
 wait_drain
 
-log "5/5 mixed: intake while the workers drain"
+log "5/6 mixed: intake while the workers drain"
 checkpoint
 MIXED_START="$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)"
 "$LG" intake -url "$BASE_URL" -secret "$SECRET" "${LOAD_FLAGS[@]}" >"$OUT/mixed_intake.json"
@@ -178,6 +193,54 @@ DRAIN_PID=$!
 wait_drain
 stop_serve workers
 
+cpu_seconds() { # PID: user+system CPU seconds so far
+	awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || true
+}
+
+now_rfc3339() { date -u +%Y-%m-%dT%H:%M:%S.%NZ; }
+
+log "6/6 end to end through the sandbox at zero added latency ($CONC concurrent, $E2E_EVENTS events, then paced)"
+"$LG" exec -db "$ADMIN_URL" "DROP DATABASE IF EXISTS $E2E_DB_NAME WITH (FORCE)" "CREATE DATABASE $E2E_DB_NAME"
+GHL_KEY="$OUT/ghl-signing-key.pem"
+GHL_PUB="$("$REPO/bin/sandbox" ghl-public-key --ghl-signing-key "$GHL_KEY" 2>/dev/null)" ||
+	die "bin/sandbox ghl-public-key failed"
+# The sandbox and serve read the same credentials (the sandbox's development
+# defaults, whatever this shell has set for the real services).
+sandbox_export_env "http://$SANDBOX_ADDR"
+log "starting the sandbox on http://$SANDBOX_ADDR (no faults, rate limits lifted); log .dev/bench/sandbox.log"
+sandbox_start "$REPO/bin/sandbox" "$SANDBOX_ADDR" "$OUT/sandbox.log" \
+	--latency 0 --error-rate 0 --rate-429 0 --ghl-burst -1 --ghl-daily -1 --aloware-per-minute -1
+SERVE_DB_URL="$E2E_DB_URL"
+# The stand-in has no published limits: lift the clients' budgets too, so the
+# figure measures the middleware, not Aloware's 5,000 requests a minute.
+SERVE_EXTRA_ENV=(GHL_WEBHOOK_PUBLIC_KEY="$GHL_PUB" GHL_RATE_LIMIT_PER_10S=1000000 ALOWARE_RATE_LIMIT_PER_MINUTE=100000000)
+start_serve e2e ""
+E2E_FLAGS=(-source ghl -ghl-key "$GHL_KEY" -url "$BASE_URL" -concurrency "$CONC")
+
+e2e_checkpoint() { "$LG" exec -db "$E2E_DB_URL" "CHECKPOINT" 2>/dev/null || true; }
+e2e_checkpoint
+E2E_START="$(now_rfc3339)"
+"$LG" intake "${E2E_FLAGS[@]}" -warmup 0s -duration 10m -max-ops "$E2E_EVENTS" >"$OUT/e2e_intake.json"
+E2E_LOAD_END="$(now_rfc3339)"
+"$LG" e2e -db "$E2E_DB_URL" -since "$E2E_START" -load-end "$E2E_LOAD_END" >"$OUT/e2e.json"
+
+E2E_RATE="$(json_number "$OUT/e2e.json" per_second)"
+E2E_HALF="$(awk -v r="${E2E_RATE:-0}" 'BEGIN { printf "%.2f", r / 2 }')"
+if awk -v r="$E2E_HALF" 'BEGIN { exit !(r > 0) }'; then
+	log "6/6 end to end paced at 50% of that rate: $E2E_HALF/s ($DURATION after $WARMUP)"
+	e2e_checkpoint
+	E2E_PACED_START="$(now_rfc3339)"
+	"$LG" intake "${E2E_FLAGS[@]}" "${LOAD_FLAGS[@]}" -rate "$E2E_HALF" -phone-offset $((E2E_EVENTS + 1)) >"$OUT/e2e_paced_intake.json"
+	E2E_PACED_END="$(now_rfc3339)"
+	"$LG" e2e -db "$E2E_DB_URL" -since "$E2E_PACED_START" -load-end "$E2E_PACED_END" >"$OUT/e2e_paced.json"
+else
+	log "no end-to-end rate measured: skipping the paced run"
+fi
+SANDBOX_CPU="$(cpu_seconds "$SANDBOX_PID")"
+[ -n "$SANDBOX_CPU" ] && CPU_ENTRIES+=("\"sandbox e2e\": $SANDBOX_CPU")
+stop_serve e2e
+sandbox_stop
+
 json_object() { # ENTRY...: {ENTRY,ENTRY}
 	local IFS=,
 	printf '{%s}\n' "$*"
@@ -185,6 +248,11 @@ json_object() { # ENTRY...: {ENTRY,ENTRY}
 json_object "${RSS_ENTRIES[@]}" >"$OUT/rss.json"
 json_object "${CPU_ENTRIES[@]}" >"$OUT/cpu.json"
 
+SERVE_BIN_NOTE=""
+if [ -n "${BENCH_SERVE_BIN:-}" ]; then
+	SERVE_BIN_NOTE=",
+  \"serve binary\": \"prebuilt (BENCH_SERVE_BIN), not built from this tree\""
+fi
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain 2>/dev/null | head -n1)" ]; then
 	COMMIT="$COMMIT + uncommitted changes"
@@ -192,16 +260,16 @@ fi
 cat >"$OUT/env.json" <<EOF
 {
   "code": "$COMMIT",
-  "load": "$CONC concurrent, $DURATION recorded after $WARMUP warm-up per phase",
+  "load": "$CONC concurrent, $DURATION recorded after $WARMUP warm-up per phase; end to end: $E2E_EVENTS events, then paced for $DURATION after $WARMUP",
   "load average (1/5/15 min) at start, end": "$LOADAVG_START; $(cut -d" " -f1-3 /proc/loadavg)",
-  "serve settings": "DF_WORKERS=0 (intake), default (drain, mixed); LOG_LEVEL=${LOG_LEVEL:-default}, GOGC=${GOGC:-default}, GOMEMLIMIT=${GOMEMLIMIT:-default}"
+  "serve settings": "DF_WORKERS=0 (intake), default (drain, mixed, end to end); LOG_LEVEL=${LOG_LEVEL:-default}, GOGC=${GOGC:-default}, GOMEMLIMIT=${GOMEMLIMIT:-default}"$SERVE_BIN_NOTE
 }
 EOF
 
 "$LG" report -dir "$OUT" -db "$BENCH_DB_URL" -out "$REPORT"
 
 if [ "${BENCH_KEEP_DB:-0}" != 1 ]; then
-	"$LG" exec -db "$ADMIN_URL" "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" || true
+	"$LG" exec -db "$ADMIN_URL" "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" "DROP DATABASE IF EXISTS $E2E_DB_NAME WITH (FORCE)" || true
 fi
 log "done: $REPORT"
 sed -n '/^| figure/,/^$/p' "$REPORT" >&2

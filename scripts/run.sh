@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # run.sh — what `make run` executes: a database, development secrets, a fresh
-# binary, then `df-middleware serve` in the foreground.
+# binary, upstreams (real or the sandbox), then `df-middleware serve` until
+# Ctrl-C / SIGTERM.
 #
 #   DATABASE_URL set      → used as is
 #   otherwise             → scripts/devdb.sh finds or starts a server and the
 #                           database df_middleware is created when missing
 #   .dev/secrets.env      → generated on first run (chmod 600, git-ignored);
 #                           values already in the environment win
+#   upstreams             → none of GHL_API_KEY, ALOWARE_API_TOKEN,
+#                           CLERK_SECRET_KEY, VERITY_BASE_URL set: SANDBOX MODE,
+#                           bin/sandbox serves local stand-ins of GHL, Aloware,
+#                           Verity and Clerk on 127.0.0.1:${SANDBOX_PORT:-4010}
+#                           (log .dev/sandbox.log; SANDBOX_LATENCY,
+#                           SANDBOX_ERROR_RATE, SANDBOX_RATE_429 tune it) and
+#                           the service is pointed at it. Any of them set: the
+#                           real services, never the sandbox.
+#
+# serve runs as a child: SIGINT / SIGTERM to this script are forwarded to it as
+# SIGTERM (graceful shutdown); the sandbox is stopped after serve has exited.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -75,7 +87,7 @@ secret_ref() {
 	fi
 }
 
-print_howto() {
+service_base() {
 	local base
 	if [ -n "${DF_LISTEN_ADDR:-}" ]; then
 		base="http://${DF_LISTEN_ADDR}"
@@ -83,6 +95,12 @@ print_howto() {
 	else
 		base="http://127.0.0.1:${PORT:-3002}"
 	fi
+	printf '%s\n' "$base"
+}
+
+print_howto() {
+	local base
+	base="$(service_base)"
 	local now body sig
 	now="$(date -u +%s)"
 	body="{\"eventType\":\"message.received\",\"messageId\":\"txt_demo_${now}\",\"conversationId\":\"conv_demo\",\"from\":\"+13105550100\",\"to\":\"+18555550199\",\"body\":\"Hello\",\"timestamp\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}"
@@ -106,18 +124,150 @@ print_howto() {
 		echo "# stored events (admin API, Bearer DF_ADMIN_SECRET)"
 		echo "curl -sS -H \"Authorization: Bearer $(secret_ref DF_ADMIN_SECRET)\" $base/api/admin/events"
 		echo
+		if [ -n "$SANDBOX_BASE" ]; then
+			print_sandbox_howto "$base"
+		fi
 	} >&2
+}
+
+# print_sandbox_howto SERVICE_BASE: the copy-paste commands of sandbox mode.
+print_sandbox_howto() {
+	local base="$1" sb="$SANDBOX_BASE" contacts everything admin_list admin
+	admin="curl -sS -H \"Authorization: Bearer $(secret_ref DF_ADMIN_SECRET)\""
+	if command -v jq >/dev/null 2>&1; then
+		contacts="curl -s $sb/_sandbox/state | jq .aloware_contacts"
+		everything="curl -s $sb/_sandbox/state | jq '{aloware_contacts, ghl_contacts, ghl_notes, calls}'"
+		admin_list="$admin '$base/api/admin/events?source=ghl' | jq '.events[] | {event_type, status, error_message}'"
+	else
+		contacts="curl -s $sb/_sandbox/state    # look for \"aloware_contacts\""
+		everything="curl -s $sb/_sandbox/state    # aloware_contacts, ghl_contacts (dnd), ghl_notes"
+		admin_list="$admin '$base/api/admin/events?source=ghl'"
+	fi
+	echo "# SANDBOX: watch a contact flow from GHL to Aloware (a signed GHL ContactCreate; the event should end \"done\")"
+	echo "bin/sandbox deliver --to $base --kind ghl-contact --count 1"
+	echo "$contacts"
+	echo "$admin_list"
+	echo
+	echo "# SANDBOX: every kind (Aloware call → GHL note, texting STOP → GHL DND, texting message, broadcast analytics)"
+	echo "ALOWARE_WEBHOOK_BEARER_TOKEN=\"$(secret_ref ALOWARE_WEBHOOK_BEARER_TOKEN)\" VERITY_WEBHOOK_SECRET=\"$(secret_ref VERITY_WEBHOOK_SECRET)\" bin/sandbox deliver --to $base --kind all"
+	echo "$everything"
+	echo "$admin '$base/api/admin/events?status=error'    # anything that failed"
+	echo
+	echo "# SANDBOX: inject faults (then DELETE to clear); the sandbox logs to .dev/sandbox.log"
+	echo "curl -s -X POST $sb/_sandbox/faults -d '{\"upstream\":\"aloware\",\"rate_429\":0.5}'"
+	echo "curl -s -X DELETE $sb/_sandbox/faults"
+	echo
+}
+
+# ---- upstreams ---------------------------------------------------------
+
+SANDBOX_BASE=""
+
+# setup_upstreams: with no upstream credential set, start the sandbox and
+# point the service at it; otherwise leave the environment alone.
+setup_upstreams() {
+	local real
+	real="$(real_upstream_vars | paste -sd, -)"
+	if [ -n "$real" ]; then
+		log "upstreams: the real services (set: ${real//,/, }); the sandbox is not started"
+		return 0
+	fi
+	local port="${SANDBOX_PORT:-4010}"
+	local addr="127.0.0.1:$port" keyfile="$REPO/.dev/sandbox-ghl-signing-key.pem"
+	SANDBOX_BASE="http://$addr"
+	log "no upstream credentials set: building bin/sandbox"
+	go build -o "$REPO/bin/sandbox" ./cmd/sandbox
+	sandbox_export_env "$SANDBOX_BASE"
+	if [ -n "${GHL_WEBHOOK_PUBLIC_KEY:-}" ]; then
+		log "GHL_WEBHOOK_PUBLIC_KEY is set in the environment and kept: sandbox ghl-contact deliveries are refused unless it is the key of .dev/sandbox-ghl-signing-key.pem"
+	else
+		GHL_WEBHOOK_PUBLIC_KEY="$("$REPO/bin/sandbox" ghl-public-key --ghl-signing-key "$keyfile" 2>/dev/null)" ||
+			die "bin/sandbox ghl-public-key failed"
+		export GHL_WEBHOOK_PUBLIC_KEY
+	fi
+	local stale
+	stale="$(cat "$REPO/.dev/sandbox.pid" 2>/dev/null || true)"
+	if [[ "$stale" =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$stale/comm" 2>/dev/null)" = sandbox ]; then
+		die "a sandbox from an earlier make run is still running (pid $stale, see .dev/sandbox.pid): stop it with kill $stale"
+	fi
+	log "starting the sandbox on $SANDBOX_BASE; log .dev/sandbox.log"
+	sandbox_start "$REPO/bin/sandbox" "$addr" "$REPO/.dev/sandbox.log"
+	echo "$SANDBOX_PID" >"$REPO/.dev/sandbox.pid"
+}
+
+# ---- process supervision ---------------------------------------------------
+
+SERVE_PID=""
+GOT_SIGNAL=""
+
+# shellcheck disable=SC2317 # invoked by trap
+on_signal() {
+	GOT_SIGNAL="$1"
+	if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
+		log "SIG$1: stopping serve (SIGTERM, graceful shutdown)"
+		kill -TERM "$SERVE_PID" 2>/dev/null || true
+	fi
+}
+
+# shellcheck disable=SC2317 # invoked by trap
+on_exit() {
+	local rc=$?
+	trap - INT TERM
+	if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
+		kill -TERM "$SERVE_PID" 2>/dev/null || true
+		wait "$SERVE_PID" 2>/dev/null || true
+	fi
+	if [ -n "$SANDBOX_PID" ]; then
+		log "stopping the sandbox"
+		sandbox_stop
+		rm -f "$REPO/.dev/sandbox.pid"
+	fi
+	exit "$rc"
 }
 
 main() {
 	command -v go >/dev/null 2>&1 || die "go not found on PATH (Go 1.26 is needed)"
+	trap on_exit EXIT
+	trap 'on_signal INT' INT
+	trap 'on_signal TERM' TERM
 	ensure_database
 	ensure_secrets
 	log "building bin/df-middleware"
 	mkdir -p "$REPO/bin"
 	go build -o "$REPO/bin/df-middleware" ./cmd/df-middleware
+	setup_upstreams
 	print_howto
-	exec "$REPO/bin/df-middleware" serve
+	if [ -n "$SANDBOX_BASE" ]; then
+		banner "SANDBOX MODE: no upstream credentials set; GHL, Aloware, Verity and Clerk" \
+			"are local stand-ins at $SANDBOX_BASE -- set GHL_API_KEY etc. to use the" \
+			"real services." \
+			"" \
+			"sandbox log: .dev/sandbox.log    state: $SANDBOX_BASE/_sandbox/state"
+	fi
+	[ -z "$GOT_SIGNAL" ] || exit 130
+	"$REPO/bin/df-middleware" serve &
+	SERVE_PID=$!
+	local rc
+	while :; do
+		wait "$SERVE_PID" && rc=0 || rc=$?
+		# wait returns > 128 when a trapped signal interrupts it: keep waiting
+		# for serve's graceful shutdown.
+		if [ "$rc" -le 128 ] || [ -z "$GOT_SIGNAL" ]; then
+			break
+		fi
+		# serve gone meanwhile: its own status (127 when already collected)
+		if ! kill -0 "$SERVE_PID" 2>/dev/null; then
+			local again
+			wait "$SERVE_PID" 2>/dev/null && again=0 || again=$?
+			[ "$again" = 127 ] || rc=$again
+			break
+		fi
+	done
+	SERVE_PID=""
+	if [ -n "$GOT_SIGNAL" ]; then
+		log "serve stopped (exit $rc) after SIG$GOT_SIGNAL"
+	fi
+	exit "$rc"
 }
 
 main "$@"

@@ -53,7 +53,7 @@ func bindArgs(t mcp.Tool, req mcp.CallToolRequest, dst any) error {
 	}
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
-		return fmt.Errorf("unknown argument%s %s for %s; valid arguments: %s. Call again without %s.",
+		return fmt.Errorf("unknown argument%s %s for %s; valid arguments: %s; call again without %s",
 			plural(len(unknown)), quoteList(unknown), t.Name, validNames(t), pronoun(len(unknown)))
 	}
 
@@ -78,7 +78,7 @@ func bindArgs(t mcp.Tool, req mcp.CallToolRequest, dst any) error {
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return fmt.Errorf("invalid arguments for %s: %s. Fix %s and call again.",
+		return fmt.Errorf("invalid arguments for %s: %s; fix %s and call again",
 			t.Name, strings.Join(problems, "; "), pronoun(len(problems)))
 	}
 	b, err := json.Marshal(clean)

@@ -52,7 +52,7 @@ func TestBindArgs(t *testing.T) {
 		{"too long", "search_events", `{"payload_contains": "` + strings.Repeat("x", 201) + `"}`, []string{"payload_contains must be at most 200 characters"}},
 		{"too short", "search_events", `{"payload_contains": "ab"}`, []string{"payload_contains must be at least 3 characters"}},
 		{"empty required reason", "quarantine_event", `{"id": "x", "reason": ""}`, []string{"reason must not be empty"}},
-		{"every problem at once", "search_events", `{"limit": 0, "status": "x"}`, []string{"limit must be", "status must be", "Fix them"}},
+		{"every problem at once", "search_events", `{"limit": 0, "status": "x"}`, []string{"limit must be", "status must be", "fix them"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ type loadConfig struct {
 	Warmup      time.Duration // run but do not record
 	Duration    time.Duration // recorded window
 	Rate        float64       // operations per second in total; 0 = closed loop
+	MaxOps      int64         // stop after this many operations; 0 = no limit
 }
 
 func (c *loadConfig) register(fs *flag.FlagSet) {
@@ -25,6 +26,7 @@ func (c *loadConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "time to run before recording")
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "recorded duration")
 	fs.Float64Var(&c.Rate, "rate", 0, "paced load in operations/s in total (open loop, latency from the intended start); 0 = as fast as the workers go")
+	fs.Int64Var(&c.MaxOps, "max-ops", 0, "stop after this many operations even before -warmup + -duration is over (0 = no limit)")
 }
 
 func (c *loadConfig) validate() error {
@@ -36,6 +38,9 @@ func (c *loadConfig) validate() error {
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		return fmt.Errorf("-rate must be a finite number ≥ 0")
+	}
+	if c.MaxOps < 0 {
+		return fmt.Errorf("-max-ops must be ≥ 0")
 	}
 	return nil
 }
@@ -84,6 +89,10 @@ type LoadResult struct {
 	// TotalSent counts every operation including warm-up and those outside
 	// the recorded window: the rows the run left behind.
 	TotalSent int64 `json:"total_sent"`
+	// MaxOps is -max-ops; StoppedByMaxOps says the run ended on it, so the
+	// rates are over the time the recorded operations took.
+	MaxOps          int64 `json:"max_ops,omitempty"`
+	StoppedByMaxOps bool  `json:"stopped_by_max_ops,omitempty"`
 }
 
 // workerStats is what one worker records; merged at the end so the hot path
@@ -120,6 +129,14 @@ func (s *workerStats) record(o outcome, detail string, lat time.Duration) {
 // is charged to every operation it delays (no coordinated omission).
 func runLoad(ctx context.Context, cfg loadConfig, op opFunc) LoadResult {
 	var seq atomic.Uint64
+	// next claims an operation number; false once -max-ops are issued.
+	next := func() (uint64, bool) {
+		n := seq.Add(1)
+		if cfg.MaxOps > 0 && n > uint64(cfg.MaxOps) {
+			return 0, false
+		}
+		return n, true
+	}
 	start := time.Now()
 	measureFrom := start.Add(cfg.Warmup)
 	measureTo := measureFrom.Add(cfg.Duration)
@@ -138,7 +155,11 @@ func runLoad(ctx context.Context, cfg loadConfig, op opFunc) LoadResult {
 					if !t0.Before(measureTo) {
 						return
 					}
-					o, detail := op(ctx, w, seq.Add(1))
+					n, ok := next()
+					if !ok {
+						return
+					}
+					o, detail := op(ctx, w, n)
 					if !t0.Before(measureFrom) {
 						st.record(o, detail, time.Since(t0))
 					}
@@ -147,7 +168,7 @@ func runLoad(ctx context.Context, cfg loadConfig, op opFunc) LoadResult {
 		}
 	} else {
 		ticks := make(chan time.Time, 1<<16)
-		go dispatch(ctx, ticks, start, measureTo, cfg.Rate)
+		go dispatch(ctx, ticks, start, measureTo, cfg.Rate, cfg.MaxOps)
 		for w := range cfg.Concurrency {
 			wg.Go(func() {
 				st := &stats[w]
@@ -155,7 +176,8 @@ func runLoad(ctx context.Context, cfg loadConfig, op opFunc) LoadResult {
 					if ctx.Err() != nil {
 						continue // drain the channel
 					}
-					o, detail := op(ctx, w, seq.Add(1))
+					n, _ := next() // dispatch stops at -max-ops
+					o, detail := op(ctx, w, n)
 					if !intended.Before(measureFrom) {
 						st.record(o, detail, time.Since(intended))
 					}
@@ -165,22 +187,29 @@ func runLoad(ctx context.Context, cfg loadConfig, op opFunc) LoadResult {
 	}
 	wg.Wait()
 	elapsed := cfg.Duration
-	if ctx.Err() != nil { // interrupted: rate over what really ran
+	total := int64(seq.Load())
+	stoppedByMax := cfg.MaxOps > 0 && total >= cfg.MaxOps && time.Now().Before(measureTo)
+	if ctx.Err() != nil || stoppedByMax { // interrupted or -max-ops: rate over what really ran
 		elapsed = max(time.Since(measureFrom), time.Millisecond)
 	}
-	return merge(stats, cfg, start, elapsed, int64(seq.Load()))
+	if cfg.MaxOps > 0 {
+		total = min(total, cfg.MaxOps)
+	}
+	r := merge(stats, cfg, start, elapsed, total)
+	r.MaxOps, r.StoppedByMaxOps = cfg.MaxOps, stoppedByMax
+	return r
 }
 
 // dispatch sends the intended start time of each operation at rate per second
-// from start until end.
-func dispatch(ctx context.Context, ticks chan<- time.Time, start, end time.Time, rate float64) {
+// from start until end, or until maxOps (> 0) operations are sent.
+func dispatch(ctx context.Context, ticks chan<- time.Time, start, end time.Time, rate float64, maxOps int64) {
 	defer close(ticks)
 	interval := time.Duration(float64(time.Second) / rate)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for i := int64(0); ; i++ {
 		intended := start.Add(time.Duration(i) * interval)
-		if !intended.Before(end) || ctx.Err() != nil {
+		if !intended.Before(end) || ctx.Err() != nil || (maxOps > 0 && i >= maxOps) {
 			return
 		}
 		// Never release an operation early; when the dispatcher wakes late,

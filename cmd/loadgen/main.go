@@ -3,8 +3,9 @@
 // progress to stderr.
 //
 //	loadgen insert  -db URL    raw durable single-row INSERT rate (the physical reference)
-//	loadgen intake  -url URL   signed texting webhooks, closed loop or paced (-rate)
+//	loadgen intake  -url URL   signed texting (or -source ghl: GHL ContactCreate) webhooks, closed loop or paced (-rate)
 //	loadgen drain   -db URL    time until webhook_events has no pending/processing row
+//	loadgen e2e     -db URL -since T   wait for the queue, then statuses, rate and latency intake → done
 //	loadgen exec    -db URL SQL...   run statements (database setup without psql)
 //	loadgen report  -dir DIR   turn the JSON results of a bench run into docs/benchmarks.md
 package main
@@ -19,10 +20,13 @@ import (
 )
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: loadgen <insert|intake|drain|exec|report> [flags]
+	fmt.Fprint(os.Stderr, `usage: loadgen <insert|intake|drain|e2e|exec|report> [flags]
   insert  raw durable single-row INSERT rate of a 1 KiB jsonb row (pgx, one connection per worker)
-  intake  POST signed bench webhooks to /api/webhooks/texting at a concurrency, optionally paced
+  intake  POST signed bench webhooks at a concurrency, optionally paced: texting bench.noop
+          (default) or -source ghl -ghl-key FILE: GHL ContactCreate, unique contact per request
   drain   wait for the first claim, then until no webhook_events row is pending/processing
+  e2e     wait until no event received since -since is live, then statuses, done/s and
+          intake-to-done latency from the database
   exec    run SQL statements given as arguments
   report  write the markdown report of a bench run
 run "loadgen <subcommand> -h" for its flags
@@ -46,6 +50,8 @@ func main() {
 		err = cmdIntake(ctx, args)
 	case "drain":
 		err = cmdDrain(ctx, args)
+	case "e2e":
+		err = cmdE2E(ctx, args)
 	case "exec":
 		err = cmdExec(ctx, args)
 	case "report":

@@ -26,9 +26,15 @@ type benchRun struct {
 	Drain       *DrainResult
 	MixedIntake *LoadResult
 	MixedDrain  *DrainResult
-	RSSKiB      map[string]int64   // serve phase → VmHWM in KiB
-	CPUSeconds  map[string]float64 // serve phase → user+system CPU seconds
-	Env         map[string]string
+	// End to end through the sandbox: saturating (closed loop, bounded by
+	// -max-ops) and paced at half the rate it reached.
+	E2EIntake      *LoadResult
+	E2E            *E2EResult
+	E2EPacedIntake *LoadResult
+	E2EPaced       *E2EResult
+	RSSKiB         map[string]int64   // serve phase → VmHWM in KiB
+	CPUSeconds     map[string]float64 // serve phase → user+system CPU seconds
+	Env            map[string]string
 }
 
 // Targets of issue 2.
@@ -37,6 +43,12 @@ const (
 	targetDrainVsIntake  = 0.9
 	targetP99HalfPeakMS  = 50.0
 	targetRSSMiB         = 150.0
+	// Issue 3: end to end through the sandbox ≥ 0.5× the no-op drain rate.
+	targetE2EVsDrain = 0.5
+	// alowareClientLimit is the Aloware client's built-in rate limit
+	// (5,000 requests/min, internal/upstream/aloware), named in the notes
+	// when the end-to-end rate sits on it.
+	alowareClientLimit = 5000.0 / 60
 )
 
 func cmdReport(ctx context.Context, args []string) error {
@@ -71,6 +83,10 @@ func loadRun(dir string) (*benchRun, error) {
 		{"drain.json", &r.Drain},
 		{"mixed_intake.json", &r.MixedIntake},
 		{"mixed_drain.json", &r.MixedDrain},
+		{"e2e_intake.json", &r.E2EIntake},
+		{"e2e.json", &r.E2E},
+		{"e2e_paced_intake.json", &r.E2EPacedIntake},
+		{"e2e_paced.json", &r.E2EPaced},
 		{"rss.json", &r.RSSKiB},
 		{"cpu.json", &r.CPUSeconds},
 		{"env.json", &r.Env},
@@ -228,6 +244,8 @@ func renderReport(r *benchRun, facts []fact) string {
 			"— (vs intake alone)", ratio, "—"})
 	}
 
+	rows = append(rows, e2eRows(r)...)
+
 	if cpu, ok := r.CPUSeconds["serve intake"]; ok && r.Intake != nil && r.Paced != nil {
 		if events := r.Intake.TotalSent + r.Paced.TotalSent; events > 0 {
 			rows = append(rows, row{"serve CPU per webhook, intake phases (user+system)",
@@ -252,7 +270,7 @@ func renderReport(r *benchRun, facts []fact) string {
 	for _, x := range rows {
 		p("| %s | %s | %s | %s | %s |\n", x.figure, x.value, x.target, x.ratio, x.met)
 	}
-	p("\nRatios: intake ÷ INSERT rate, drain ÷ intake rate, latency ÷ its bound, RSS ÷ its bound.\n\n")
+	p("\nRatios: intake ÷ INSERT rate, drain ÷ intake rate, end to end ÷ no-op drain rate, latency ÷ its bound, RSS ÷ its bound.\n\n")
 
 	p("## Machine\n\n")
 	for _, f := range facts {
@@ -280,7 +298,23 @@ func renderReport(r *benchRun, facts []fact) string {
 	p("   `loadgen drain` polls every 250 ms from the first claim until no row is `pending` or\n")
 	p("   `processing`; the rate is rows finished ÷ that wall time (the `processed_at` span is shown too).\n")
 	p("5. **Mixed** — intake at the same concurrency while the workers drain, then until the queue is empty.\n")
-	p("6. **RSS** — `VmHWM` of the serve process from `/proc/PID/status` at the end of each serve run; the larger is reported.\n")
+	p("6. **End to end through the sandbox** — `bin/sandbox serve` with no faults and no added latency, its\n")
+	p("   rate limits lifted (`--ghl-burst -1 --ghl-daily -1 --aloware-per-minute -1`), and serve with the\n")
+	p("   default workers on a fresh database `df_bench_e2e`, pointed at it as `make run` does (sandbox\n")
+	p("   credentials, `GHL_BASE_URL` … `CLERK_API_URL`, `GHL_WEBHOOK_PUBLIC_KEY` of a key the bench generates).\n")
+	p("   `loadgen intake -source ghl` posts GHL `ContactCreate` webhooks, each with its own contact id,\n")
+	p("   email, E.164 phone number (+1310555xxxx onwards), `webhookId` and fresh `timestamp`, signed with\n")
+	p("   Ed25519 (`X-GHL-Signature`); every one becomes an Aloware contact, a contact mapping, an echo\n")
+	p("   fingerprint and a `sync_log` row. First saturating: %d concurrent connections in a closed loop\n", e2eConc(r))
+	p("   until %s events are accepted, then `loadgen e2e` waits until none is `pending` or `processing`\n", e2eEvents(r))
+	p("   and reads from the database the statuses, the rate (done events ÷ first `received_at` to last\n")
+	p("   `processed_at`) and the intake-to-done latency (`processed_at − received_at` of the done rows,\n")
+	p("   `percentile_disc`). The rate is compared with the no-op drain of phase 4. The saturating run's\n")
+	p("   latency is mostly waiting behind its own backlog, so the same is then measured paced (open loop)\n")
+	p("   at half the end-to-end rate for the phase duration, on fresh phone numbers. The load is bounded by\n")
+	p("   a number of events rather than time because the queue, not intake, sets the pace: a closed loop\n")
+	p("   for the full duration would leave a backlog of intake-rate × duration events to wait for.\n")
+	p("7. **RSS** — `VmHWM` of the serve process from `/proc/PID/status` at the end of each serve run; the largest is reported.\n")
 	p("   Serve's CPU time (`/proc/PID/stat`) per request of phases 2–3 is shown as a figure less sensitive to a noisy neighbour.\n\n")
 
 	var notes []string
@@ -298,6 +332,7 @@ func renderReport(r *benchRun, facts []fact) string {
 	if r.MixedDrain != nil {
 		notes = append(notes, "statuses at the end of the run: "+formatCounts(r.MixedDrain.FinalStatuses))
 	}
+	notes = append(notes, e2eNotes(r)...)
 	if len(notes) > 0 {
 		p("## Notes of this run\n\n")
 		for _, n := range notes {
@@ -307,11 +342,107 @@ func renderReport(r *benchRun, facts []fact) string {
 	}
 
 	p("## Reproduce\n\n")
-	p("```sh\nmake bench                          # defaults: 32 concurrent, 20 s per phase\n")
-	p("BENCH_CONCURRENCY=64 BENCH_DURATION=30s make bench\n```\n\n")
+	p("```sh\nmake bench                          # defaults: 32 concurrent, 20 s per phase, 3000 end-to-end events\n")
+	p("BENCH_CONCURRENCY=64 BENCH_DURATION=30s BENCH_E2E_EVENTS=10000 make bench\n```\n\n")
 	p("Needs Go and a local PostgreSQL (found or started by `scripts/devdb.sh`); raw JSON results\n")
 	p("of the last run are left in `.dev/bench/`.\n")
 	return b.String()
+}
+
+// e2eRows: the figures of the end-to-end phase.
+func e2eRows(r *benchRun) []row {
+	const na = "not measured"
+	target := fmt.Sprintf("≥ %.1f× no-op drain", targetE2EVsDrain)
+	if r.E2E == nil {
+		return []row{{"end to end through the sandbox", na, target, "—", "no"}}
+	}
+	noop := 0.0
+	if r.Drain != nil {
+		noop = r.Drain.PerSecond
+	}
+	e := r.E2E
+	ratio, met := ratioMin(e.PerSecond, noop, targetE2EVsDrain)
+	if !e.AllDone {
+		met = "**no** (not all done)"
+	}
+	intake := ""
+	if r.E2EIntake != nil {
+		intake = fmt.Sprintf("; intake acknowledged %.0f/s, %d errors", r.E2EIntake.OKPerSecond, r.E2EIntake.Errors)
+	}
+	rows := []row{
+		{fmt.Sprintf("end to end through the sandbox at zero added latency: %d GHL ContactCreate → Aloware contact, %d concurrent, default workers",
+			e.Events, e2eConc(r)),
+			fmt.Sprintf("%.1f events/s intake → done%s", e.PerSecond, intake), target, ratio, met},
+		{"end-to-end intake-to-done latency at that load (mostly queueing behind the backlog)",
+			fmt.Sprintf("p50 %.0f / p90 %.0f / p99 %.0f ms", e.Latency.P50, e.Latency.P90, e.Latency.P99), "—", "—", "—"},
+	}
+	if p := r.E2EPaced; p != nil {
+		rate := 0.0
+		if r.E2EPacedIntake != nil {
+			rate = r.E2EPacedIntake.TargetRate
+		}
+		rows = append(rows, row{
+			fmt.Sprintf("end-to-end intake-to-done latency at 50%% of that rate (paced %.1f/s, %d events)", rate, p.Events),
+			fmt.Sprintf("p50 %.1f / p90 %.1f / p99 %.1f ms", p.Latency.P50, p.Latency.P90, p.Latency.P99), "—", "—", "—"})
+	}
+	done := fmt.Sprintf("%d of %d", e.Done, e.Events)
+	all := e.AllDone
+	if p := r.E2EPaced; p != nil {
+		done += fmt.Sprintf(" saturating, %d of %d paced", p.Done, p.Events)
+		all = all && p.AllDone
+	}
+	rows = append(rows, row{"end-to-end events that ended `done`", done, "all", "—", yesNo(all)})
+	if s, ok := r.CPUSeconds["sandbox e2e"]; ok {
+		rows = append(rows, row{"CPU during the end-to-end phase (user+system)",
+			fmt.Sprintf("serve %.1f s, sandbox %.1f s", r.CPUSeconds["serve e2e"], s), "—", "—", "—"})
+	}
+	return rows
+}
+
+func e2eNotes(r *benchRun) []string {
+	var notes []string
+	for _, x := range []struct {
+		name string
+		e    *E2EResult
+	}{{"end to end, saturating", r.E2E}, {"end to end, paced", r.E2EPaced}} {
+		if x.e == nil {
+			continue
+		}
+		n := fmt.Sprintf("%s: statuses %s; %d needed more than one attempt; sync_log %s; %d contact mappings",
+			x.name, formatCounts(x.e.Statuses), x.e.Retried, formatCounts(x.e.SyncLog), x.e.ContactMappings)
+		if x.e.TimedOut {
+			n += fmt.Sprintf("; **gave up waiting for the queue after %.0f s**", x.e.WaitedS)
+		}
+		if len(x.e.ErrorSamples) > 0 {
+			n += "; error messages: " + formatCounts(x.e.ErrorSamples)
+		}
+		notes = append(notes, n)
+	}
+	for _, lr := range []*LoadResult{r.E2EIntake, r.E2EPacedIntake} {
+		if lr != nil && lr.Errors > 0 {
+			notes = append(notes, fmt.Sprintf("%s %s: %d errors: %s", lr.Mode, lr.Target, lr.Errors, formatCounts(lr.ErrorSamples)))
+		}
+	}
+	if e := r.E2E; e != nil && e.PerSecond > 0 && e.PerSecond <= alowareClientLimit*1.1 && e.PerSecond >= alowareClientLimit*0.9 {
+		notes = append(notes, fmt.Sprintf("the end-to-end rate (%.1f/s) sits on Aloware's published limit, 5,000 requests/min = %.1f/s: "+
+			"each ContactCreate is one Aloware call; the bench lifts the client's budget with ALOWARE_RATE_LIMIT_PER_MINUTE, so check that it reached serve",
+			e.PerSecond, alowareClientLimit))
+	}
+	return notes
+}
+
+func e2eConc(r *benchRun) int {
+	if r.E2EIntake != nil {
+		return r.E2EIntake.Concurrency
+	}
+	return 0
+}
+
+func e2eEvents(r *benchRun) string {
+	if r.E2EIntake != nil && r.E2EIntake.MaxOps > 0 {
+		return fmt.Sprint(r.E2EIntake.MaxOps)
+	}
+	return "N"
 }
 
 // ratioMin: value ÷ reference, met when ≥ want (want 0: informational).

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/df-middleware/df-middleware/internal/config"
 	"github.com/df-middleware/df-middleware/internal/health"
 	"github.com/df-middleware/df-middleware/internal/upstream"
@@ -30,10 +32,14 @@ func NewUpstreams(cfg config.Config, obs upstream.Observer) (*Upstreams, error) 
 	opts := upstream.Options{Observer: obs, BreakerTimeout: cfg.BreakerCooldown}
 	u := &Upstreams{}
 	if cfg.GHLAPIKey != "" && cfg.GHLLocationID != "" {
-		u.GHL = ghl.New(cfg.GHLBaseURL, cfg.GHLAPIKey, cfg.GHLLocationID, opts)
+		o := opts
+		o.RateLimit, o.RateBurst = rate.Limit(float64(cfg.GHLRatePer10s)/10), cfg.GHLRatePer10s
+		u.GHL = ghl.New(cfg.GHLBaseURL, cfg.GHLAPIKey, cfg.GHLLocationID, o)
 	}
 	if cfg.AlowareAPIToken != "" {
-		u.Aloware = aloware.New(cfg.AlowareBaseURL, cfg.AlowareAPIToken, opts)
+		o := opts
+		o.RateLimit, o.RateBurst = rate.Limit(float64(cfg.AlowareRatePerMinute)/60), min(cfg.AlowareRatePerMinute, max(100, cfg.AlowareRatePerMinute/50))
+		u.Aloware = aloware.New(cfg.AlowareBaseURL, cfg.AlowareAPIToken, o)
 	}
 	if cfg.ClerkSecretKey != "" {
 		tp, err := clerk.NewTokenProvider(cfg.ClerkAPIURL, cfg.ClerkSecretKey, opts)

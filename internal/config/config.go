@@ -49,10 +49,14 @@ type Config struct {
 	LeaseDuration   time.Duration // DF_LEASE_DURATION
 	RetryBase       time.Duration // DF_RETRY_BASE: first retry wait, doubled per attempt
 	BreakerCooldown time.Duration // DF_BREAKER_COOLDOWN: how long an open upstream breaker waits before a trial call
-	PollInterval    time.Duration // DF_POLL_INTERVAL
-	ShutdownTimeout time.Duration // DF_SHUTDOWN_TIMEOUT
-	MaxBodyBytes    int64         // DF_MAX_BODY_BYTES
-	AutoMigrate     bool          // DF_AUTO_MIGRATE
+	// Client-side request budgets, the providers' published limits by
+	// default; raised only for stand-ins (the sandbox) or negotiated plans.
+	GHLRatePer10s        int           // GHL_RATE_LIMIT_PER_10S
+	AlowareRatePerMinute int           // ALOWARE_RATE_LIMIT_PER_MINUTE
+	PollInterval         time.Duration // DF_POLL_INTERVAL
+	ShutdownTimeout      time.Duration // DF_SHUTDOWN_TIMEOUT
+	MaxBodyBytes         int64         // DF_MAX_BODY_BYTES
+	AutoMigrate          bool          // DF_AUTO_MIGRATE
 
 	AdminSecret           string // DF_ADMIN_SECRET; admin API off when empty
 	MiddlewareAPIKey      string // DF_MIDDLEWARE_API_KEY
@@ -104,15 +108,17 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:    r.logLevel(),
 		DatabaseURL: r.str("DATABASE_URL"),
 
-		Workers:         r.int("DF_WORKERS", 4*runtime.NumCPU(), 0),
-		MaxAttempts:     r.int("DF_MAX_ATTEMPTS", DefaultMaxAttempts, 1),
-		LeaseDuration:   r.duration("DF_LEASE_DURATION", DefaultLeaseDuration),
-		RetryBase:       r.duration("DF_RETRY_BASE", 2*time.Second),
-		BreakerCooldown: r.duration("DF_BREAKER_COOLDOWN", 15*time.Second),
-		PollInterval:    r.duration("DF_POLL_INTERVAL", DefaultPollInterval),
-		ShutdownTimeout: r.duration("DF_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
-		MaxBodyBytes:    int64(r.int("DF_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
-		AutoMigrate:     r.bool("DF_AUTO_MIGRATE", true),
+		Workers:              r.int("DF_WORKERS", 4*runtime.NumCPU(), 0),
+		MaxAttempts:          r.int("DF_MAX_ATTEMPTS", DefaultMaxAttempts, 1),
+		LeaseDuration:        r.duration("DF_LEASE_DURATION", DefaultLeaseDuration),
+		RetryBase:            r.duration("DF_RETRY_BASE", 2*time.Second),
+		BreakerCooldown:      r.duration("DF_BREAKER_COOLDOWN", 15*time.Second),
+		GHLRatePer10s:        r.int("GHL_RATE_LIMIT_PER_10S", 100, 1),
+		AlowareRatePerMinute: r.int("ALOWARE_RATE_LIMIT_PER_MINUTE", 5000, 1),
+		PollInterval:         r.duration("DF_POLL_INTERVAL", DefaultPollInterval),
+		ShutdownTimeout:      r.duration("DF_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
+		MaxBodyBytes:         int64(r.int("DF_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
+		AutoMigrate:          r.bool("DF_AUTO_MIGRATE", true),
 
 		AdminSecret:           r.str("DF_ADMIN_SECRET"),
 		MiddlewareAPIKey:      r.str("DF_MIDDLEWARE_API_KEY"),
@@ -232,19 +238,21 @@ func (c Config) Secrets() []string {
 // because its path is often itself a token (Slack-style hooks).
 func (c Config) Redacted() map[string]string {
 	return map[string]string{
-		"DF_ENV":              c.Env,
-		"DF_LISTEN_ADDR":      c.ListenAddr,
-		"DATABASE_URL":        setOrUnset(c.DatabaseURL),
-		"LOG_LEVEL":           c.LogLevel,
-		"DF_WORKERS":          strconv.Itoa(c.Workers),
-		"DF_MAX_ATTEMPTS":     strconv.Itoa(c.MaxAttempts),
-		"DF_LEASE_DURATION":   c.LeaseDuration.String(),
-		"DF_RETRY_BASE":       c.RetryBase.String(),
-		"DF_BREAKER_COOLDOWN": c.BreakerCooldown.String(),
-		"DF_POLL_INTERVAL":    c.PollInterval.String(),
-		"DF_SHUTDOWN_TIMEOUT": c.ShutdownTimeout.String(),
-		"DF_MAX_BODY_BYTES":   strconv.FormatInt(c.MaxBodyBytes, 10),
-		"DF_AUTO_MIGRATE":     strconv.FormatBool(c.AutoMigrate),
+		"DF_ENV":                        c.Env,
+		"DF_LISTEN_ADDR":                c.ListenAddr,
+		"DATABASE_URL":                  setOrUnset(c.DatabaseURL),
+		"LOG_LEVEL":                     c.LogLevel,
+		"DF_WORKERS":                    strconv.Itoa(c.Workers),
+		"DF_MAX_ATTEMPTS":               strconv.Itoa(c.MaxAttempts),
+		"DF_LEASE_DURATION":             c.LeaseDuration.String(),
+		"DF_RETRY_BASE":                 c.RetryBase.String(),
+		"DF_BREAKER_COOLDOWN":           c.BreakerCooldown.String(),
+		"GHL_RATE_LIMIT_PER_10S":        strconv.Itoa(c.GHLRatePer10s),
+		"ALOWARE_RATE_LIMIT_PER_MINUTE": strconv.Itoa(c.AlowareRatePerMinute),
+		"DF_POLL_INTERVAL":              c.PollInterval.String(),
+		"DF_SHUTDOWN_TIMEOUT":           c.ShutdownTimeout.String(),
+		"DF_MAX_BODY_BYTES":             strconv.FormatInt(c.MaxBodyBytes, 10),
+		"DF_AUTO_MIGRATE":               strconv.FormatBool(c.AutoMigrate),
 
 		"DF_ADMIN_SECRET":            setOrUnset(c.AdminSecret),
 		"DF_MIDDLEWARE_API_KEY":      setOrUnset(c.MiddlewareAPIKey),

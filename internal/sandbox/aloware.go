@@ -172,7 +172,7 @@ func (s *Server) alowareForms(w http.ResponseWriter, r *http.Request, body []byt
 	msg := "Contact has been updated."
 	if c == nil {
 		c = &AlowareContact{ID: 1000 + s.d.next("aloware-contact"), PhoneNumber: phone, CreatedAt: now}
-		s.d.aloContacts[c.ID] = c
+		s.d.putAlowareContact(c)
 		msg = "Contact has been created."
 	}
 	for k, dst := range map[string]*string{
@@ -189,13 +189,10 @@ func (s *Server) alowareForms(w http.ResponseWriter, r *http.Request, body []byt
 
 // alowareByPhoneLocked returns the lowest-id contact with phone (E.164).
 func (s *Server) alowareByPhoneLocked(phone string) *AlowareContact {
-	var best *AlowareContact
-	for _, c := range s.d.aloContacts {
-		if c.PhoneNumber == phone && (best == nil || c.ID < best.ID) {
-			best = c
-		}
+	if id, ok := s.d.aloByPhone[phone]; ok {
+		return s.d.aloContacts[id]
 	}
-	return best
+	return nil
 }
 
 func (s *Server) alowareLookup(w http.ResponseWriter, r *http.Request, _ []byte) {

@@ -190,6 +190,7 @@ type data struct {
 	ghlConversations map[string]GHLConversation
 	ghlMessages      []GHLMessage
 	aloContacts      map[int]*AlowareContact
+	aloByPhone       map[string]int // phone → lowest contact id, so lookups stay O(1) at 100k contacts
 	aloSMS           []AlowareSMS
 	aloUsers         []AlowareUser
 	broadcasts       []Broadcast
@@ -207,6 +208,7 @@ func newData() *data {
 		ghlContacts:      map[string]*GHLContact{},
 		ghlConversations: map[string]GHLConversation{},
 		aloContacts:      map[int]*AlowareContact{},
+		aloByPhone:       map[string]int{},
 		analytics:        map[string]BroadcastAnalytics{},
 		counts:           map[string]int{},
 		seq:              map[string]int{},
@@ -358,7 +360,7 @@ func (s *Server) AddAlowareContact(c AlowareContact) AlowareContact {
 		c.UpdatedAt = c.CreatedAt
 	}
 	cc := c
-	s.d.aloContacts[c.ID] = &cc
+	s.d.putAlowareContact(&cc)
 	return c
 }
 
@@ -565,5 +567,14 @@ func (s *Server) seedLocked(now time.Time) {
 	d.aloUsers = []AlowareUser{
 		{ID: 12, Name: "Dana Agent", Email: "dana@sandbox.example"},
 		{ID: 13, Name: "Eli Agent", Email: "eli@sandbox.example"},
+	}
+}
+
+// putAlowareContact stores c and indexes its phone (the oldest contact keeps
+// the phone, as Aloware's lookup returns it).
+func (d *data) putAlowareContact(c *AlowareContact) {
+	d.aloContacts[c.ID] = c
+	if id, ok := d.aloByPhone[c.PhoneNumber]; !ok || c.ID < id {
+		d.aloByPhone[c.PhoneNumber] = c.ID
 	}
 }

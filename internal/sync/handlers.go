@@ -507,6 +507,9 @@ func (e *Engine) textingMessage(ctx context.Context, job queue.Job) error {
 		return e.applyOptOut(ctx, job, phone, kw, true)
 	case startKeywords[kw]:
 		return e.applyOptOut(ctx, job, phone, kw, false)
+	case helpKeywords[kw]:
+		// The texting system answers HELP itself; record that it was asked.
+		e.log.Info().Str("event_id", job.ID).Str("phone", phone).Msg("HELP requested by SMS")
 	}
 	return nil
 }
