@@ -167,6 +167,43 @@ func TestMCPOverStdio(t *testing.T) {
 		t.Fatalf("unknown argument should be reported: %+v", res)
 	}
 
+	// Every tool answers over the real transport: a result for the happy path,
+	// an isError result (never a protocol error) where the service cannot
+	// serve it here — Verity is not configured in this test.
+	list, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]any{"id": id, "reason": "stdio tour", "status": "error", "phone": "+13105550100"}
+	for _, tool := range list.Tools {
+		args := map[string]any{}
+		for _, name := range tool.InputSchema.Required {
+			v, ok := values[name]
+			if !ok {
+				t.Fatalf("no test value for required argument %s of %s", name, tool.Name)
+			}
+			args[name] = v
+		}
+		if tool.Name == "get_contact_sync_status" {
+			args["phone"] = values["phone"]
+		}
+		if tool.Name == "release_event" || tool.Name == "replay_event" || tool.Name == "quarantine_event" {
+			continue // exercised below and in the tools package; they depend on the event's status
+		}
+		res := callTool(t, ctx, c, tool.Name, args)
+		wantError := strings.Contains(tool.Name, "broadcast")
+		if res.IsError != wantError {
+			t.Errorf("%s(%v): isError=%v, want %v: %+v", tool.Name, args, res.IsError, wantError, res.Content)
+		}
+		if !res.IsError && tool.OutputSchema.Type != "" && res.StructuredContent == nil {
+			t.Errorf("%s declares an output schema but returned no structured content", tool.Name)
+		}
+	}
+	res = callTool(t, ctx, c, "release_event", map[string]any{"id": id})
+	if res.IsError {
+		t.Fatalf("release_event of the quarantined event: %+v", res.Content)
+	}
+
 	resources, err := c.ListResources(ctx, mcp.ListResourcesRequest{})
 	if err != nil || len(resources.Resources) == 0 {
 		t.Fatalf("resources: %v %v", resources, err)
