@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 
@@ -52,7 +53,7 @@ func NewHandler(set Settings, c *Committer, log zerolog.Logger) *Handler {
 	if len(set.AlowareAllowed) > 0 {
 		h.allowed = map[string]bool{}
 		for _, e := range set.AlowareAllowed {
-			h.allowed[e] = true
+			h.allowed[NormalizeAlowareEvent(e)] = true
 		}
 	}
 	return h
@@ -183,10 +184,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RequestID: observe.RequestID(r.Context()),
 	}
 	if tp := r.Header.Get("traceparent"); validTraceparent(tp) {
-		ev.TraceParent, ev.TraceState = tp, truncateHeader(r.Header.Get("tracestate"), 512)
+		ev.TraceParent = tp
+		// Kept only when it is the printable ASCII W3C allows: one bad byte
+		// would fail the group commit of every request batched with it.
+		if ts := r.Header.Get("tracestate"); len(ts) <= 512 && printableASCII(ts) {
+			ev.TraceState = ts
+		}
 	}
 	note := ""
-	if source == SourceAloware && h.allowed != nil && !h.allowed[parsed.EventType] {
+	if source == SourceAloware && h.allowed != nil && !h.allowed[NormalizeAlowareEvent(parsed.EventType)] {
 		// Stored, so nothing is lost, but never processed.
 		ev.Status = store.StatusSkipped
 		ev.ErrorMessage = fmt.Sprintf("event %q is not in ALOWARE_WEBHOOK_ALLOWED_EVENTS", parsed.EventType)
@@ -236,9 +242,24 @@ func validTraceparent(s string) bool {
 	return true
 }
 
-func truncateHeader(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
 	}
-	return s
+	return true
+}
+
+// NormalizeAlowareEvent folds the spellings Aloware uses for one event
+// ("Contact Created", "contact-created", "ContactCreated") to one key; the
+// allowlist and the handler registry both compare through it.
+func NormalizeAlowareEvent(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(unicode.ToLower(r))
+		}
+	}
+	return b.String()
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -152,20 +154,20 @@ func (r *Runner) runWorkers(ctx context.Context) {
 	// many rows per transaction instead of one per idle worker, and the
 	// executors never wait for a claim while there is a backlog.
 	slots := r.cfg.Workers + r.cfg.BatchSize
-	jobs := make(chan Job, slots)
+	jobs := make(chan claimedJob, slots)
 	outcomes := make(chan finished, slots)
 	r.available.Store(int64(slots))
 
 	var execs sync.WaitGroup
 	for range r.cfg.Workers {
 		execs.Go(func() {
-			for job := range jobs {
+			for cj := range jobs {
 				if ctx.Err() != nil {
 					// Shutting down: leave prefetched jobs unstarted; their
 					// leases are handed back below.
 					continue
 				}
-				outcomes <- finished{r.execute(handlerCtx, job), job}
+				outcomes <- finished{r.execute(handlerCtx, cj), cj.Job}
 				r.available.Add(1)
 				select {
 				case r.slotFreed <- struct{}{}:
@@ -195,7 +197,7 @@ func (r *Runner) runWorkers(ctx context.Context) {
 // dispatch claims due events in batches and queues them for the executors,
 // until ctx ends. It claims once at least half a batch of room is free (or
 // everything is), so claims stay large under load and immediate when idle.
-func (r *Runner) dispatch(ctx context.Context, jobs chan<- Job) {
+func (r *Runner) dispatch(ctx context.Context, jobs chan<- claimedJob) {
 	poll := time.NewTicker(r.cfg.PollInterval)
 	defer poll.Stop()
 	failures := 0
@@ -223,8 +225,10 @@ func (r *Runner) dispatch(ctx context.Context, jobs chan<- Job) {
 		}
 		failures = 0
 		r.available.Add(-int64(len(claimed)))
+		// The lease runs from the claim; executors measure what is left of it.
+		leaseEnd := time.Now().Add(r.cfg.Lease * 9 / 10)
 		for _, j := range claimed {
-			jobs <- j
+			jobs <- claimedJob{Job: j, leaseEnd: leaseEnd}
 		}
 		if len(claimed) == want {
 			continue // more may be due right now
@@ -237,6 +241,14 @@ func (r *Runner) dispatch(ctx context.Context, jobs chan<- Job) {
 	}
 }
 
+// claimedJob is a job with the local time by which it must be finished, a
+// margin inside its lease so the rescuer never hands it to another worker
+// while this one still runs it.
+type claimedJob struct {
+	Job
+	leaseEnd time.Time
+}
+
 type finished struct {
 	out store.Outcome
 	job Job
@@ -246,15 +258,24 @@ type finished struct {
 const maxErrorLen = 2000
 
 // execute runs the handler of one job and turns its result into an outcome.
-func (r *Runner) execute(ctx context.Context, job Job) store.Outcome {
+func (r *Runner) execute(ctx context.Context, cj claimedJob) store.Outcome {
+	job := cj.Job
 	out := store.Outcome{ID: job.ID, LeaseToken: job.LeaseToken}
+	left := time.Until(cj.leaseEnd)
+	if left < min(time.Second, r.cfg.Lease/10) {
+		// It waited in the prefetch queue for most of its lease (slow
+		// handlers, few workers): starting now could overlap a rescue.
+		out.Status = store.StatusPending
+		out.Error = "lease nearly expired before the job started; returned to the queue"
+		return out
+	}
 	h, ok := r.reg.Lookup(job.Source, job.EventType)
 	if !ok {
 		out.Status = store.StatusSkipped
 		out.Error = fmt.Sprintf("no handler registered for %s/%s", job.Source, job.EventType)
 		return out
 	}
-	hctx, cancel := context.WithTimeout(ctx, r.cfg.HandlerTimeout)
+	hctx, cancel := context.WithTimeout(ctx, min(r.cfg.HandlerTimeout, left))
 	err := callHandler(hctx, h, job)
 	cancel()
 
@@ -277,7 +298,9 @@ func (r *Runner) execute(ctx context.Context, job Job) store.Outcome {
 		out.Error = truncate(fmt.Sprintf("attempt %d failed: %v", job.Attempts, err))
 		out.RetryIn = r.cfg.Backoff.Delay(job.Attempts)
 		if errors.As(err, &after) && after.after > out.RetryIn {
-			out.RetryIn = after.after
+			// An upstream's Retry-After is honoured, but never beyond the
+			// longest backoff: a day-long hint must not park events for a day.
+			out.RetryIn = min(after.after, r.cfg.Backoff.Max)
 		}
 	}
 	return out
@@ -294,11 +317,19 @@ func callHandler(ctx context.Context, h Handler, job Job) (err error) {
 	return h.Handle(ctx, job)
 }
 
+// truncate bounds an error for storage. PostgreSQL text refuses invalid
+// UTF-8 and NUL bytes, and one refused row would fail the whole completion
+// batch, so both are cleaned and the cut falls on a character boundary.
 func truncate(s string) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 	if len(s) <= maxErrorLen {
 		return s
 	}
-	return s[:maxErrorLen] + "…"
+	cut := maxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // complete writes outcomes in batches: whatever has queued up while the

@@ -128,16 +128,18 @@ func classify(err error, job queue.Job) error {
 	if errors.As(err, &sk) {
 		return queue.Skip(sk.reason)
 	}
+	// The conflict wraps an upstream error: check it first so its advice,
+	// with the existing id, is the one given.
+	var ce *aloware.ConflictError
+	if errors.As(err, &ce) {
+		return queue.Permanent(fmt.Errorf("%w — the contact already exists in Aloware (id %s); link or merge it there, then replay event %s", err, ce.ExistingID, job.ID))
+	}
 	var ue *upstream.Error
 	if errors.As(err, &ue) {
 		if ue.Retryable {
 			return queue.RetryAfter(err, ue.RetryAfter)
 		}
 		return queue.Permanent(fmt.Errorf("%w — %s", err, remedy(ue, job)))
-	}
-	var ce *aloware.ConflictError
-	if errors.As(err, &ce) {
-		return queue.Permanent(fmt.Errorf("%w — the contact already exists in Aloware (id %s); link or merge it there, then replay event %s", err, ce.ExistingID, job.ID))
 	}
 	var perm *permanentError
 	if errors.As(err, &perm) {

@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
+	"github.com/df-middleware/df-middleware/internal/intake"
 	"github.com/df-middleware/df-middleware/internal/queue"
 	"github.com/df-middleware/df-middleware/internal/store"
 	"github.com/df-middleware/df-middleware/internal/upstream/aloware"
@@ -45,17 +45,9 @@ var handlers = []handler{
 	{"broadcast", "broadcast_completed", "store the final analytics and mark the broadcast completed", "", (*Engine).broadcastAnalytics},
 }
 
-// NormalizeAlowareEvent folds the spellings Aloware uses for the same event
-// ("Contact Created", "contact-created", "ContactCreated") to one key.
-func NormalizeAlowareEvent(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			b.WriteRune(unicode.ToLower(r))
-		}
-	}
-	return b.String()
-}
+// NormalizeAlowareEvent is intake's: the allowlist and the registry must
+// fold event names the same way.
+var NormalizeAlowareEvent = intake.NormalizeAlowareEvent
 
 // Register adds every handler to the registry. Handlers whose upstream is
 // not configured are registered too and skip with a reason naming the
