@@ -336,3 +336,17 @@ func (h *harness) waitStatusWithin(id, status string, d time.Duration) store.Eve
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// An SMS STOP is a compliance record: kept even when GHL is not configured.
+func TestTextingStopIsRecordedWithoutGHL(t *testing.T) {
+	t.Parallel()
+	h := start(t, nil)
+	id := h.post("texting", []byte(`{"eventType":"message.received","messageId":"stop-no-ghl","from":"+13105550177","body":"stop"}`))
+	ev := h.waitStatus(id, store.StatusSkipped)
+	if !strings.Contains(ev.ErrorMessage, "opt-out recorded locally") {
+		t.Fatalf("skip reason %q", ev.ErrorMessage)
+	}
+	if o, err := h.st.GetOptOut(context.Background(), "+13105550177"); err != nil || o.Status != "opted_out" || o.Keyword != "STOP" {
+		t.Fatalf("opt-out = %+v, %v", o, err)
+	}
+}

@@ -35,7 +35,7 @@ var handlers = []handler{
 	{"aloware", "InboundPhoneCall-DispositionCompleted", "add a call note to the mapped GHL contact (created when missing)", "ghl", (*Engine).alowareCallToGHL},
 	{"aloware", "InboundSMS-DispositionCompleted", "record the SMS on the mapped GHL contact's conversation (or as a note)", "ghl", (*Engine).alowareSMSToGHL},
 	{"aloware", "OutboundSMS-DispositionCompleted", "record the SMS on the mapped GHL contact as a note", "ghl", (*Engine).alowareSMSToGHL},
-	{"texting", "message.received", "record the inbound message in GHL (conversation or note); STOP/START keywords update the opt-out", "ghl", (*Engine).textingMessage},
+	{"texting", "message.received", "record the inbound message in GHL (conversation or note); STOP/START keywords update the opt-out first, even without GHL", "", (*Engine).textingMessage},
 	{"texting", "message.sent", "record the outbound message on the GHL contact as a note", "ghl", (*Engine).textingMessage},
 	{"texting", "message.delivered", "update the message mapping's delivery status", "", (*Engine).textingStatus},
 	{"texting", "message.failed", "update the message mapping's delivery status", "", (*Engine).textingStatus},
@@ -461,6 +461,28 @@ func (e *Engine) textingMessage(ctx context.Context, job queue.Job) error {
 		counterpart = p.From
 	}
 	phone := e.E164(counterpart)
+	// Carriers' keywords work on any inbound message, not only on the
+	// dedicated opt-out events. The opt-out is a compliance record: it is
+	// written before any GHL work, so a GHL failure can neither lose nor
+	// delay it.
+	kw := keyword(p.Body)
+	optChange := inbound && phone != "" && (stopKeywords[kw] || startKeywords[kw])
+	if optChange {
+		status := map[bool]string{true: "opted_out", false: "opted_in"}[stopKeywords[kw]]
+		if err := e.st.SetOptOut(ctx, store.OptOut{PhoneE164: phone, Status: status, Keyword: kw, Source: "texting", EventID: job.ID}); err != nil {
+			return err
+		}
+	}
+	if inbound && helpKeywords[kw] {
+		// The texting system answers HELP itself; record that it was asked.
+		e.log.Info().Str("event_id", job.ID).Str("phone", phone).Msg("HELP requested by SMS")
+	}
+	if e.ghl == nil {
+		if optChange {
+			return queue.Skip("opt-out recorded locally; GHL is not configured (set GHL_API_KEY and GHL_LOCATION_ID), so the message and DND were not written there")
+		}
+		return queue.Skip(e.missing("ghl"))
+	}
 	err := e.run(ctx, job, op{TextingToGHL, "message", p.MessageID, p.MessageID}, func() (string, error) {
 		if p.MessageID == "" {
 			return "", permanent("texting %s event without messageId", p.EventType)
@@ -489,21 +511,15 @@ func (e *Engine) textingMessage(ctx context.Context, job queue.Job) error {
 		}
 		return m.GHLMessageID, e.st.UpsertMessageMapping(ctx, m)
 	})
-	if err != nil || !inbound {
+	if !optChange {
 		return err
 	}
-	// Carriers' keywords work on any inbound message, not only on the
-	// dedicated opt-out events.
-	switch kw := keyword(p.Body); {
-	case stopKeywords[kw]:
-		return e.applyOptOut(ctx, job, phone, kw, true)
-	case startKeywords[kw]:
-		return e.applyOptOut(ctx, job, phone, kw, false)
-	case helpKeywords[kw]:
-		// The texting system answers HELP itself; record that it was asked.
-		e.log.Info().Str("event_id", job.ID).Str("phone", phone).Msg("HELP requested by SMS")
+	// Mirror the opt-out to GHL's DND even when recording the message failed.
+	dndErr := e.applyOptOut(ctx, job, phone, kw, stopKeywords[kw])
+	if err != nil {
+		return err
 	}
-	return nil
+	return dndErr
 }
 
 func (e *Engine) textingStatus(ctx context.Context, job queue.Job) error {
