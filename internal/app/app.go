@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 			}
 			return nil
 		},
-		MCPToken: cfg.MCPHTTPToken, MCPVerifier: verifier,
+		MCPToken: cfg.MCPHTTPToken, MCPVerifier: mcpVerifier(cfg, verifier), MCPAllowedUsers: cfg.MCPAllowedUsers,
 	})
 	return s, nil
 }
@@ -197,7 +197,16 @@ func (s *Service) MountMCP(h http.Handler) { s.mcp.Store(&h) }
 
 // MCPAuthConfigured reports whether /mcp requires credentials.
 func MCPAuthConfigured(cfg config.Config) bool {
-	return cfg.MCPHTTPToken != "" || cfg.ClerkSecretKey != ""
+	return cfg.MCPHTTPToken != "" || (cfg.ClerkSecretKey != "" && len(cfg.MCPAllowedUsers) > 0)
+}
+
+// mcpVerifier admits Clerk session JWTs at /mcp only when operators are
+// named in DF_MCP_ALLOWED_USERS.
+func mcpVerifier(cfg config.Config, v gateway.TokenVerifier) gateway.TokenVerifier {
+	if len(cfg.MCPAllowedUsers) == 0 {
+		return nil
+	}
+	return v
 }
 
 // CheckMCPExposure refuses to serve MCP over HTTP without authentication on
@@ -213,7 +222,7 @@ func CheckMCPExposure(cfg config.Config) error {
 	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
 		return nil
 	}
-	return fmt.Errorf("refusing to serve MCP over HTTP on %s without authentication: set DF_MCP_HTTP_TOKEN (or CLERK_SECRET_KEY), or listen on 127.0.0.1", cfg.ListenAddr)
+	return fmt.Errorf("refusing to serve MCP over HTTP on %s without authentication: set DF_MCP_HTTP_TOKEN (or CLERK_SECRET_KEY with DF_MCP_ALLOWED_USERS), or listen on 127.0.0.1", cfg.ListenAddr)
 }
 
 // Run serves until ctx ends, then shuts down in order: stop accepting

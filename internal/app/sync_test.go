@@ -350,3 +350,33 @@ func TestTextingStopIsRecordedWithoutGHL(t *testing.T) {
 		t.Fatalf("opt-out = %+v, %v", o, err)
 	}
 }
+
+// /mcp admits a Clerk session JWT only for users named in
+// DF_MCP_ALLOWED_USERS. (No MCP server is mounted in this test, so a request
+// that passes authentication gets 404.)
+func TestMCPClerkAuthHonoursAllowlist(t *testing.T) {
+	t.Parallel()
+	h, sb := startSynced(t, map[string]string{"DF_MCP_ALLOWED_USERS": sandbox.SeedActiveUserID})
+	// A second active session for a user who is not an operator.
+	sb.AddClerkSession(sandbox.ClerkSession{ID: "sess_customer", UserID: sandbox.SeedNoSessionUserID, Status: "active"})
+	token := func(session string) http.Header {
+		tok, err := sb.IssueSessionToken(session, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return http.Header{"Authorization": {"Bearer " + tok}}
+	}
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`)
+	if r := h.do("POST", "/mcp", token(sandbox.SeedActiveSessionID), body); r.code != http.StatusNotFound {
+		t.Fatalf("allowed operator: %d %s, want past auth (404: no MCP mounted here)", r.code, r.raw)
+	}
+	if r := h.do("POST", "/mcp", token("sess_customer"), body); r.code != http.StatusForbidden {
+		t.Fatalf("valid token of a non-operator: %d %s, want 403", r.code, r.raw)
+	}
+	if r := h.do("POST", "/mcp", http.Header{"Authorization": {"Bearer a.b.c"}}, body); r.code != http.StatusUnauthorized {
+		t.Fatalf("forged token: %d, want 401", r.code)
+	}
+	if r := h.do("POST", "/mcp", nil, body); r.code != http.StatusUnauthorized {
+		t.Fatalf("no token: %d, want 401", r.code)
+	}
+}

@@ -87,9 +87,10 @@ type Config struct {
 	AlertmanagerURL string // ALERTMANAGER_URL
 	SentryDSN       string // SENTRY_DSN
 
-	MCPHTTPToken string   // DF_MCP_HTTP_TOKEN
-	MCPReadOnly  bool     // DF_MCP_READ_ONLY
-	MCPToolsets  []string // DF_MCP_TOOLSETS; default ["all"]
+	MCPAllowedUsers []string // DF_MCP_ALLOWED_USERS: Clerk user ids admitted to /mcp with a session JWT
+	MCPHTTPToken    string   // DF_MCP_HTTP_TOKEN
+	MCPReadOnly     bool     // DF_MCP_READ_ONLY
+	MCPToolsets     []string // DF_MCP_TOOLSETS; default ["all"]
 
 	InstanceID string // DF_INSTANCE_ID; default hostname-<6 hex>
 }
@@ -149,9 +150,10 @@ func Load(getenv func(string) string) (Config, error) {
 		AlertmanagerURL: r.url("ALERTMANAGER_URL", ""),
 		SentryDSN:       r.str("SENTRY_DSN"),
 
-		MCPHTTPToken: r.str("DF_MCP_HTTP_TOKEN"),
-		MCPReadOnly:  r.bool("DF_MCP_READ_ONLY", false),
-		MCPToolsets:  r.toolsets(),
+		MCPHTTPToken:    r.str("DF_MCP_HTTP_TOKEN"),
+		MCPAllowedUsers: r.list("DF_MCP_ALLOWED_USERS"),
+		MCPReadOnly:     r.bool("DF_MCP_READ_ONLY", false),
+		MCPToolsets:     r.toolsets(),
 
 		InstanceID: r.str("DF_INSTANCE_ID"),
 	}
@@ -283,9 +285,10 @@ func (c Config) Redacted() map[string]string {
 		"ALERTMANAGER_URL":  urlForLog(c.AlertmanagerURL, true),
 		"SENTRY_DSN":        setOrUnset(c.SentryDSN),
 
-		"DF_MCP_HTTP_TOKEN": setOrUnset(c.MCPHTTPToken),
-		"DF_MCP_READ_ONLY":  strconv.FormatBool(c.MCPReadOnly),
-		"DF_MCP_TOOLSETS":   strings.Join(c.MCPToolsets, ","),
+		"DF_MCP_HTTP_TOKEN":    setOrUnset(c.MCPHTTPToken),
+		"DF_MCP_ALLOWED_USERS": strings.Join(c.MCPAllowedUsers, ","),
+		"DF_MCP_READ_ONLY":     strconv.FormatBool(c.MCPReadOnly),
+		"DF_MCP_TOOLSETS":      strings.Join(c.MCPToolsets, ","),
 
 		"DF_INSTANCE_ID": c.InstanceID,
 	}

@@ -41,7 +41,11 @@ type Deps struct {
 	// With neither, /mcp is open — app refuses that off loopback.
 	MCPToken    string
 	MCPVerifier gateway.TokenVerifier
-	Log         zerolog.Logger
+	// MCPAllowedUsers are the Clerk user ids a session JWT may belong to;
+	// a valid token of anyone else is refused (the Clerk instance may be a
+	// customer-facing one).
+	MCPAllowedUsers []string
+	Log             zerolog.Logger
 	// Ready reports whether the process has finished starting (migrations
 	// applied, workers started) and is not shutting down.
 	Ready func() bool
@@ -116,6 +120,11 @@ func (a *api) mcpAuth(next http.Handler) http.Handler {
 			if err != nil {
 				a.Log.Info().Err(err).Str("request_id", observe.RequestID(r.Context())).Msg("MCP request refused: invalid Clerk token")
 				unauthorizedMCP(w, r, "invalid Clerk session token: "+err.Error())
+				return
+			}
+			if !slices.Contains(a.MCPAllowedUsers, sub) {
+				a.Log.Warn().Str("subject", sub).Str("request_id", observe.RequestID(r.Context())).Msg("MCP request refused: Clerk user not in DF_MCP_ALLOWED_USERS")
+				intake.WriteError(w, r, http.StatusForbidden, "this Clerk user is not allowed to use the MCP server: add its id to DF_MCP_ALLOWED_USERS")
 				return
 			}
 			caller.Name = "clerk:" + sub

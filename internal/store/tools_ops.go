@@ -205,6 +205,10 @@ func (s *Store) SlowStatements(ctx context.Context, orderBy string, limit int) (
 			max_exec_time, rows, shared_blks_hit, shared_blks_read
 		FROM pg_stat_statements
 		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+			-- Utility statements are recorded verbatim: one that sets a
+			-- password must never reach a tool result.
+			AND query !~* '^\s*(create|alter)\s+(role|user)\M'
+			AND query !~* 'password'
 		ORDER BY `+order+` DESC LIMIT $1`, limit)
 	if err == nil {
 		var out []Statement
