@@ -704,7 +704,18 @@ func replayEvents(ctx context.Context, d *Deps, p replayEventsParams) (replayEve
 		r.NextSteps = append(r.NextSteps, "Nothing was replayed: no matching event is in the requested status any more; check with search_events.")
 	}
 	if r.Replayed == maxEvents && plan.Matched > maxEvents {
-		r.NextSteps = append(r.NextSteps, "More events match than max: call again (with the same filter) to replay the next batch.")
+		// The same filter would select the newest matches again (those just
+		// replayed, once they fail again): continue below the oldest one.
+		oldest := replayed[0].ReceivedAt
+		for _, ev := range replayed {
+			if ev.ReceivedAt.Before(oldest) {
+				oldest = ev.ReceivedAt
+			}
+		}
+		// One microsecond past it: events of one group commit share their
+		// received_at, and the rest of that batch must not be skipped.
+		r.NextSteps = append(r.NextSteps, fmt.Sprintf("More events match than max: to replay the next, older batch call again with until=%s (just after the oldest event replayed now); the same filter without it would pick these newest events again.",
+			oldest.Add(time.Microsecond).UTC().Format(time.RFC3339Nano)))
 	}
 	return r, nil
 }

@@ -192,9 +192,10 @@ func (s *Store) PlanReplay(ctx context.Context, f ReplayFilter, scanCap, sample 
 
 // ReplayedEvent is one event a bulk replay put back in the queue.
 type ReplayedEvent struct {
-	ID             string `json:"id"`
-	PreviousStatus string `json:"previous_status"`
-	PreviousError  string `json:"previous_error,omitempty"`
+	ID             string    `json:"id"`
+	PreviousStatus string    `json:"previous_status"`
+	PreviousError  string    `json:"previous_error,omitempty"`
+	ReceivedAt     time.Time `json:"received_at"`
 }
 
 // ReplayMatching replays up to maxEvents matching events (newest first, among the
@@ -219,12 +220,12 @@ func (s *Store) ReplayMatching(ctx context.Context, f ReplayFilter, maxEvents, s
 	// event a worker or an operator changed meanwhile is left alone.
 	q := fmt.Sprintf(`UPDATE webhook_events e SET status = 'pending', attempts = 0, next_attempt_at = now(),
 			error_message = NULL, processed_at = NULL, updated_at = now()
-		FROM (SELECT id, status, error_message FROM (
+		FROM (SELECT id, status, error_message, received_at FROM (
 				SELECT id, status, error_message, received_at, (%s) AS m FROM webhook_events%s
 				ORDER BY received_at DESC, id DESC LIMIT %s) t
 			WHERE m ORDER BY received_at DESC, id DESC LIMIT %s) p
 		WHERE e.id = p.id AND e.status = ANY(%s)
-		RETURNING e.id::text, p.status, coalesce(p.error_message, '')`, matched, innerWhere, capArg, maxArg, allowedArg)
+		RETURNING e.id::text, p.status, coalesce(p.error_message, ''), p.received_at`, matched, innerWhere, capArg, maxArg, allowedArg)
 
 	var out []ReplayedEvent
 	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
@@ -234,7 +235,7 @@ func (s *Store) ReplayMatching(ctx context.Context, f ReplayFilter, maxEvents, s
 		}
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ReplayedEvent, error) {
 			var ev ReplayedEvent
-			err := r.Scan(&ev.ID, &ev.PreviousStatus, &ev.PreviousError)
+			err := r.Scan(&ev.ID, &ev.PreviousStatus, &ev.PreviousError, &ev.ReceivedAt)
 			return ev, err
 		})
 		if err != nil {
