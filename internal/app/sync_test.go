@@ -380,3 +380,26 @@ func TestMCPClerkAuthHonoursAllowlist(t *testing.T) {
 		t.Fatalf("no token: %d, want 401", r.code)
 	}
 }
+
+// The echo of a write can be processed before the writer has recorded the
+// id the upstream assigned: the fingerprint recorded under the phone before
+// the write still recognises it.
+func TestEchoRecognisedBeforeTheNewIDIsRecorded(t *testing.T) {
+	t.Parallel()
+	h, sb := startSynced(t, nil)
+	id := h.post("ghl", ghlContactBody("ContactCreate", "ghl-race", "Rae", "+13105550166"))
+	h.waitStatus(id, store.StatusDone)
+	var alo sandbox.AlowareContact
+	for _, c := range sb.State().AlowareContacts {
+		alo = c
+	}
+	// As if the echo came in before the writer's id-keyed record committed.
+	if _, err := h.st.Pool.Exec(context.Background(), `DELETE FROM sync_echoes WHERE system = 'aloware' AND entity_id = $1`, strconv.Itoa(alo.ID)); err != nil {
+		t.Fatal(err)
+	}
+	echo := fmt.Appendf(nil, `{"event":"Contact Created","body":{"id":%d,"first_name":"Rae","last_name":"Ruiz","email":"rae@example.com","phone_number":"+13105550166"}}`, alo.ID)
+	ev := h.waitStatus(h.post("aloware", echo), store.StatusSkipped)
+	if !strings.Contains(ev.ErrorMessage, "echo") || len(sb.State().GHLContacts) != 0 {
+		t.Fatalf("echo not recognised: %q, GHL contacts %d", ev.ErrorMessage, len(sb.State().GHLContacts))
+	}
+}

@@ -10,7 +10,7 @@ import (
 // without NUL bytes, or one row fails the whole completion batch.
 func TestTruncateKeepsValidUTF8(t *testing.T) {
 	cases := []string{
-		strings.Repeat("é", 1500),          // the 2000-byte cut falls inside a character
+		strings.Repeat("é", 1500),         // the 2000-byte cut falls inside a character
 		strings.Repeat("a", 1999) + "日本語", // a 3-byte character straddles the limit
 		"bad \xff\xfe bytes and a NUL \x00 here",
 		"short",

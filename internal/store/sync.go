@@ -216,11 +216,13 @@ func (s *Store) RecordEcho(ctx context.Context, system, entityID, fingerprint, e
 }
 
 // IsEcho reports whether an incoming change of an entity is exactly what the
-// middleware wrote there recently.
-func (s *Store) IsEcho(ctx context.Context, system, entityID, fingerprint string) (bool, error) {
+// middleware wrote there recently, looked up under any of the entity's keys
+// (its id, or "phone:<E.164>" recorded before the write, when the id was not
+// known yet).
+func (s *Store) IsEcho(ctx context.Context, system, fingerprint string, entityKeys ...string) (bool, error) {
 	var echo bool
-	err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sync_echoes WHERE system = $1 AND entity_id = $2
-		AND fingerprint = $3 AND expires_at > now())`, system, entityID, fingerprint).Scan(&echo)
+	err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sync_echoes WHERE system = $1 AND entity_id = ANY($2)
+		AND fingerprint = $3 AND expires_at > now())`, system, entityKeys, fingerprint).Scan(&echo)
 	if err != nil {
 		return false, fmt.Errorf("check echo: %w", err)
 	}

@@ -126,13 +126,18 @@ func (e *Engine) ghlContactToAloware(ctx context.Context, job queue.Job) error {
 		}
 		phone := e.E164(p.Phone)
 		fp := contactFingerprint(p.FirstName, p.LastName, p.Email, phone)
-		if echo, err := e.st.IsEcho(ctx, "ghl", p.ID, fp); err != nil {
+		if echo, err := e.st.IsEcho(ctx, "ghl", fp, p.ID, phoneKey(phone)); err != nil {
 			return "", err
 		} else if echo {
 			return "", skip("echo of the middleware's own write to GHL contact %s", p.ID)
 		}
 		if phone == "" {
 			return "", skip("GHL contact %s has no valid phone number; Aloware contacts need one", p.ID)
+		}
+		// Remember the write before making it: Aloware's webhook about it may
+		// be processed before this handler gets to record the new id.
+		if err := e.st.RecordEcho(ctx, "aloware", phoneKey(phone), fp, job.ID, e.cfg.EchoTTL); err != nil {
+			return "", err
 		}
 		c, _, err := e.aloware.UpsertContact(ctx, aloware.ContactInput{
 			PhoneNumber: phone, FirstName: p.FirstName, LastName: p.LastName, Email: p.Email,
@@ -141,10 +146,11 @@ func (e *Engine) ghlContactToAloware(ctx context.Context, job queue.Job) error {
 		if err != nil {
 			return "", err
 		}
-		if _, err := e.st.LinkContacts(ctx, p.ID, c.ID, phone, p.Email); err != nil {
+		if err := e.st.RecordEcho(ctx, "aloware", c.ID, fp, job.ID, e.cfg.EchoTTL); err != nil {
 			return c.ID, err
 		}
-		return c.ID, e.st.RecordEcho(ctx, "aloware", c.ID, fp, job.ID, e.cfg.EchoTTL)
+		_, err = e.st.LinkContacts(ctx, p.ID, c.ID, phone, p.Email)
+		return c.ID, err
 	})
 }
 
@@ -211,7 +217,7 @@ func (e *Engine) alowareContactToGHL(ctx context.Context, job queue.Job) error {
 		}
 		phone := e.E164(c.PhoneNumber)
 		fp := contactFingerprint(c.FirstName, c.LastName, c.Email, phone)
-		if echo, err := e.st.IsEcho(ctx, "aloware", id, fp); err != nil {
+		if echo, err := e.st.IsEcho(ctx, "aloware", fp, id, phoneKey(phone)); err != nil {
 			return "", err
 		} else if echo {
 			return "", skip("echo of the middleware's own write to Aloware contact %s", id)
@@ -219,16 +225,31 @@ func (e *Engine) alowareContactToGHL(ctx context.Context, job queue.Job) error {
 		if phone == "" && c.Email == "" {
 			return "", skip("Aloware contact %s has neither a valid phone nor an email to match in GHL", id)
 		}
+		if phone != "" {
+			if err := e.st.RecordEcho(ctx, "ghl", phoneKey(phone), fp, job.ID, e.cfg.EchoTTL); err != nil {
+				return "", err
+			}
+		}
 		gc, _, err := e.ghl.UpsertContact(ctx, ghl.ContactInput{FirstName: c.FirstName, LastName: c.LastName,
 			Email: c.Email, Phone: phone, Source: "Aloware"})
 		if err != nil {
 			return "", err
 		}
-		if _, err := e.st.LinkContacts(ctx, gc.ID, id, phone, c.Email); err != nil {
+		if err := e.st.RecordEcho(ctx, "ghl", gc.ID, fp, job.ID, e.cfg.EchoTTL); err != nil {
 			return gc.ID, err
 		}
-		return gc.ID, e.st.RecordEcho(ctx, "ghl", gc.ID, fp, job.ID, e.cfg.EchoTTL)
+		_, err = e.st.LinkContacts(ctx, gc.ID, id, phone, c.Email)
+		return gc.ID, err
 	})
+}
+
+// phoneKey is the echo key of a write whose target id is not known until
+// the upstream answers.
+func phoneKey(phoneE164 string) string {
+	if phoneE164 == "" {
+		return ""
+	}
+	return "phone:" + phoneE164
 }
 
 // resolveGHLContact finds the GHL contact of an Aloware contact: the mapping
@@ -257,13 +278,17 @@ func (e *Engine) resolveGHLContact(ctx context.Context, jobID, alowareID string,
 	if dup != nil {
 		ghlID = dup.ID
 	} else {
+		fp := contactFingerprint(c.FirstName, c.LastName, c.Email, phone)
+		if err := e.st.RecordEcho(ctx, "ghl", phoneKey(phone), fp, jobID, e.cfg.EchoTTL); err != nil {
+			return "", err
+		}
 		gc, _, err := e.ghl.UpsertContact(ctx, ghl.ContactInput{FirstName: c.FirstName, LastName: c.LastName,
 			Email: c.Email, Phone: phone, Source: "Aloware"})
 		if err != nil {
 			return "", err
 		}
 		ghlID = gc.ID
-		if err := e.st.RecordEcho(ctx, "ghl", gc.ID, contactFingerprint(c.FirstName, c.LastName, c.Email, phone), jobID, e.cfg.EchoTTL); err != nil {
+		if err := e.st.RecordEcho(ctx, "ghl", gc.ID, fp, jobID, e.cfg.EchoTTL); err != nil {
 			return "", err
 		}
 	}
