@@ -114,7 +114,9 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	// Every worker may hold a connection while its handler writes; intake's
+	// flusher, the MCP tools and the admin API need some besides.
+	st, err := store.OpenSized(ctx, cfg.DatabaseURL, int32(max(store.DefaultMaxConns, cfg.Workers+10)))
 	if err != nil {
 		return nil, err
 	}

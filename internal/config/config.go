@@ -109,7 +109,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:    r.logLevel(),
 		DatabaseURL: r.str("DATABASE_URL"),
 
-		Workers:              r.int("DF_WORKERS", 4*runtime.NumCPU(), 0),
+		Workers:              r.int("DF_WORKERS", 16*runtime.NumCPU(), 0),
 		MaxAttempts:          r.int("DF_MAX_ATTEMPTS", DefaultMaxAttempts, 1),
 		LeaseDuration:        r.duration("DF_LEASE_DURATION", DefaultLeaseDuration),
 		RetryBase:            r.duration("DF_RETRY_BASE", 2*time.Second),

@@ -28,7 +28,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"ListenAddr", c.ListenAddr, "127.0.0.1:3002"},
 		{"DatabaseURL", c.DatabaseURL, ""},
 		{"LogLevel", c.LogLevel, "info"},
-		{"Workers", c.Workers, 4 * runtime.NumCPU()},
+		{"Workers", c.Workers, 16 * runtime.NumCPU()},
 		{"MaxAttempts", c.MaxAttempts, 10},
 		{"LeaseDuration", c.LeaseDuration, 5 * time.Minute},
 		{"PollInterval", c.PollInterval, 2 * time.Second},

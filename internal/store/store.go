@@ -32,14 +32,21 @@ type Store struct {
 // ErrNotFound is returned when a row asked for by id does not exist.
 var ErrNotFound = errors.New("not found")
 
-// Open connects to PostgreSQL and checks the connection.
+// Open connects to PostgreSQL with a pool of DefaultMaxConns and checks the
+// connection.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenSized(ctx, url, DefaultMaxConns)
+}
+
+// OpenSized is Open with a pool of maxConns connections, unless
+// DATABASE_URL sets pool_max_conns itself.
+func OpenSized(ctx context.Context, url string, maxConns int32) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = DefaultMaxConns
+		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "df-middleware"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
