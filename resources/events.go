@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -124,7 +125,16 @@ func (h handlers) eventDoc(ctx context.Context, id string) (eventDoc, error) {
 		doc.SyncLog = []store.SyncLogEntry{}
 	}
 	for i := range doc.Audit {
-		doc.Audit[i].Reason = cleanLine(doc.Audit[i].Reason, maxErrorBytes)
+		a := &doc.Audit[i]
+		a.Reason = cleanLine(a.Reason, maxErrorBytes)
+		a.Actor = cleanLine(a.Actor, maxFieldBytes)
+		// Details can carry upstream error text (a replay keeps the error it
+		// cleared): untrusted, so bounded and stripped like a payload.
+		if len(a.Details) > 0 {
+			if b, err := json.Marshal(viewPayload(a.Details)); err == nil {
+				a.Details = b
+			}
+		}
 	}
 	doc.Handler = h.handlerFor(ev)
 	doc.NextSteps = nextSteps(doc.Event, doc.Handler)
