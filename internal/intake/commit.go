@@ -122,6 +122,10 @@ func (c *Committer) flush(batch []submission) {
 			s.done <- commitResult{err: fmt.Errorf("store event: %w", err)}
 			continue
 		}
+		if res[i].Err != nil {
+			s.done <- commitResult{err: fmt.Errorf("store event: %w", res[i].Err)}
+			continue
+		}
 		s.done <- commitResult{res: res[i]}
 	}
 }

@@ -94,7 +94,8 @@ type NewEvent struct {
 // InsertResult says where a NewEvent ended up.
 type InsertResult struct {
 	ID        string
-	Duplicate bool // an event with the same dedupe key was already stored
+	Duplicate bool  // an event with the same dedupe key was already stored
+	Err       error // set only for a duplicate whose stored id could not be read
 }
 
 func nullIfEmpty(s string) *string {
@@ -188,32 +189,44 @@ func (s *Store) InsertEvents(ctx context.Context, evs []NewEvent) ([]InsertResul
 		}
 	}
 	if len(missing) > 0 {
-		// Duplicates of rows stored earlier (committed, so visible now).
-		rows, err := s.Pool.Query(ctx, `SELECT id::text, dedupe_key FROM webhook_events WHERE dedupe_key = ANY($1)`, missing)
-		if err != nil {
-			return nil, fmt.Errorf("look up duplicates: %w", err)
-		}
-		for rows.Next() {
-			var id, key string
-			if err := rows.Scan(&id, &key); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scan duplicate: %w", err)
+		// Duplicates of rows stored earlier (committed, so visible now). The
+		// new rows of this batch are already durable: a failure here fails
+		// only the duplicates, never a request whose row was committed.
+		if err := s.lookupDuplicates(ctx, missing, inserted); err != nil {
+			for i := range results {
+				if results[i].Duplicate && inserted[evs[i].DedupeKey] == "" {
+					results[i].Err = err
+				}
 			}
-			inserted[key] = id
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("look up duplicates: %w", err)
 		}
 	}
 	for i := range results {
-		if results[i].Duplicate {
+		if results[i].Duplicate && results[i].Err == nil {
 			if results[i].ID = inserted[evs[i].DedupeKey]; results[i].ID == "" {
-				return nil, fmt.Errorf("duplicate of %q not found", evs[i].DedupeKey)
+				results[i].Err = fmt.Errorf("duplicate of %q not found", evs[i].DedupeKey)
 			}
 		}
 	}
 	return results, nil
+}
+
+func (s *Store) lookupDuplicates(ctx context.Context, keys []string, into map[string]string) error {
+	rows, err := s.Pool.Query(ctx, `SELECT id::text, dedupe_key FROM webhook_events WHERE dedupe_key = ANY($1)`, keys)
+	if err != nil {
+		return fmt.Errorf("look up duplicates: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return fmt.Errorf("scan duplicate: %w", err)
+		}
+		into[key] = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look up duplicates: %w", err)
+	}
+	return nil
 }
 
 // ValidID reports whether s is a well-formed event id.
