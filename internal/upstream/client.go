@@ -503,6 +503,17 @@ func (c *Client) transportError(parent, attempt context.Context, endpoint string
 		Err: redacted{err: err, msg: scrub(err.Error(), c.o.Secrets)}}
 }
 
+// retryableStatus: the upstream could not serve the request now, but the
+// same request may succeed later — throttling, a timeout on its side, a
+// locked resource, too early, or a server error.
+func retryableStatus(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusRequestTimeout, http.StatusLocked, http.StatusTooEarly:
+		return true
+	}
+	return status >= 500
+}
+
 // statusError builds the *Error of a non-2xx response.
 func (c *Client) statusError(endpoint string, status int, h http.Header, body []byte) *Error {
 	e := &Error{
@@ -510,7 +521,7 @@ func (c *Client) statusError(endpoint string, status int, h http.Header, body []
 		Endpoint:   endpoint,
 		Status:     status,
 		Message:    scrub(errorMessage(body), c.o.Secrets),
-		Retryable:  status == http.StatusTooManyRequests || status >= 500,
+		Retryable:  retryableStatus(status),
 		RetryAfter: retryAfter(h, time.Now()),
 		Body:       []byte(scrub(string(truncate(body, maxErrorBody)), c.o.Secrets)),
 	}
