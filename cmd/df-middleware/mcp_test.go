@@ -167,6 +167,14 @@ func TestMCPOverStdio(t *testing.T) {
 		t.Fatalf("unknown argument should be reported: %+v", res)
 	}
 
+	exerciseEverything(t, ctx, c, id)
+}
+
+// exerciseEverything calls every tool, reads every resource and gets every
+// prompt the server lists, over whatever transport c uses. id is an event in
+// quarantine; it is released at the end.
+func exerciseEverything(t *testing.T, ctx context.Context, c *client.Client, id string) {
+	t.Helper()
 	// Every tool answers over the real transport: a result for the happy path,
 	// an isError result (never a protocol error) where the service cannot
 	// serve it here — Verity is not configured in this test.
@@ -174,7 +182,7 @@ func TestMCPOverStdio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	values := map[string]any{"id": id, "reason": "stdio tour", "status": "error", "phone": "+13105550100"}
+	values := map[string]any{"id": id, "reason": "transport tour", "status": "error", "phone": "+13105550100"}
 	for _, tool := range list.Tools {
 		args := map[string]any{}
 		for _, name := range tool.InputSchema.Required {
@@ -202,7 +210,7 @@ func TestMCPOverStdio(t *testing.T) {
 			t.Errorf("%s declares an output schema but returned no structured content", tool.Name)
 		}
 	}
-	res = callTool(t, ctx, c, "release_event", map[string]any{"id": id})
+	res := callTool(t, ctx, c, "release_event", map[string]any{"id": id})
 	if res.IsError {
 		t.Fatalf("release_event of the quarantined event: %+v", res.Content)
 	}
@@ -399,6 +407,7 @@ func TestMCPOverHTTP(t *testing.T) {
 	if got := auditInterfaces(t, dbURL, "event:"+id); !slices.Equal(got, []string{"mcp-http:token"}) {
 		t.Fatalf("audit rows %v, want one from mcp-http:token", got)
 	}
+	exerciseEverything(t, ctx, c, id)
 	// DNS-rebinding protection: a loopback listener refuses a foreign Host.
 	req, _ := http.NewRequest("POST", url, strings.NewReader(`{}`))
 	req.Host = "evil.example"
