@@ -12,7 +12,7 @@ BIN         := bin
 GOFILES_CMD := find . \( -path ./.git -o -path ./.pgdata -o -path ./.dev -o -path ./bin \
 	-o -path ./node_modules -o -path ./interop/node_modules -o -name testdata \) -prune -o -name '*.go' -print
 
-.PHONY: help run build test lint vet fmt-check staticcheck bench bench-mcp fuzz clean tools devdb devdb-stop interop-deps
+.PHONY: help run build test lint vet fmt-check staticcheck bench bench-mcp fuzz clean tools devdb devdb-stop interop-deps promtool
 
 help: ## list the targets
 	@echo "df-middleware — make targets:"
@@ -33,6 +33,7 @@ test: ## database bootstrap, vet, gofmt, staticcheck, go test -race
 	echo "    DF_TEST_DATABASE_URL=$$DF_TEST_DATABASE_URL"; \
 	$(MAKE) --no-print-directory lint; \
 	$(MAKE) --no-print-directory interop-deps; \
+	$(MAKE) --no-print-directory promtool; \
 	echo "==> go test -race -count=1 -timeout 20m ./..."; \
 	$(GO) test -race -count=1 -timeout 20m ./...
 
@@ -79,6 +80,22 @@ interop-deps: ## install the TypeScript MCP SDK client used by the interop test 
 		cd interop && npm ci --no-audit --no-fund --loglevel=error; \
 	else \
 		echo "==> node/npm not installed: the TypeScript interop test will be skipped"; \
+	fi
+
+promtool: ## install promtool (Debian's prometheus package) when missing; the metrics test lints /metrics with it
+	@if command -v promtool >/dev/null 2>&1; then \
+		echo "==> promtool: $$(command -v promtool)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "==> promtool missing: apt-get install prometheus (it provides promtool)"; \
+		apt-get update -qq || true; \
+		if apt-cache policy prometheus 2>/dev/null | grep -Eq 'Candidate: [0-9]'; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+				|| echo "    apt-get install prometheus failed: the promtool check is skipped (it fails under CI=true)"; \
+		else \
+			echo "    no prometheus package in the apt sources: the promtool check is skipped (it fails under CI=true)"; \
+		fi; \
+	else \
+		echo "==> promtool not installed and not root with apt-get: the promtool check is skipped (it fails under CI=true)"; \
 	fi
 
 tools: ## install the pinned developer tools into bin/ (staticcheck)

@@ -61,6 +61,8 @@ func toolOptions(toolsets string, readOnly bool) tools.Options {
 // tools, every resource and prompt, and the server's instructions.
 func newMCPServer(svc *app.Service, opts tools.Options, log zerolog.Logger) (*server.MCPServer, error) {
 	serverOpts := []server.ServerOption{
+		// First, so it is outermost: it sees a recovered panic as an error.
+		server.WithToolHandlerMiddleware(svc.Metrics.MCPToolMiddleware()),
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(true, true),
 		server.WithPromptCapabilities(true),
@@ -84,6 +86,7 @@ func newMCPServer(svc *app.Service, opts tools.Options, log zerolog.Logger) (*se
 	if err != nil {
 		return nil, err
 	}
+	svc.Metrics.AddMCPTools(names)
 	if err := resources.Register(s, resourcesDeps(svc, log)); err != nil {
 		return nil, err
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/df-middleware/df-middleware/internal/queue"
 	"github.com/df-middleware/df-middleware/internal/store"
 	dfsync "github.com/df-middleware/df-middleware/internal/sync"
-	"github.com/df-middleware/df-middleware/internal/upstream"
 	"github.com/df-middleware/df-middleware/internal/upstream/aloware"
 	"github.com/df-middleware/df-middleware/internal/upstream/ghl"
 )
@@ -102,6 +101,7 @@ type Service struct {
 	Health    *health.Service
 	Runner    *queue.Runner
 	Handler   http.Handler
+	Metrics   *observe.Metrics
 	log       zerolog.Logger
 	ready     atomic.Bool
 	commit    *intake.Committer
@@ -145,17 +145,25 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		log.Warn().Msg("DF_ALLOW_UNSIGNED_WEBHOOKS=true: webhook signatures are NOT checked (development only)")
 	}
 
-	ups, err := NewUpstreams(cfg, upstream.NopObserver{})
+	metrics := observe.NewMetrics(observe.Component(log, "metrics"))
+	ups, err := NewUpstreams(cfg, metrics)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), Upstreams: ups, log: log}
+	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), Upstreams: ups, Metrics: metrics, log: log}
 	s.Runner = queue.New(st, s.Registry, QueueConfig(cfg), observe.Component(log, "queue"))
+	s.Runner.OnFinished, s.Runner.OnExecuted, s.Runner.OnQuery = metrics.JobFinished, metrics.JobExecuted, metrics.ObserveQuery
 	s.Sync = dfsync.New(st, ghlOrNil(ups.GHL), alowareOrNil(ups.Aloware), dfsync.Config{
 		ConversationProviderID: cfg.GHLConversationProviderID,
 	}, observe.Component(log, "sync"))
+	s.Sync.OnOperation = metrics.SyncOperation
 	s.Sync.Register(s.Registry)
+	metrics.SetEventTypeLabel(eventTypeLabel(s.Registry))
+	metrics.WatchState(observe.State{
+		QueueStats: st.QueueStats, ActiveAlerts: st.ActiveAlertStates,
+		Pool: observe.PgxPoolStats(st.Pool), Breakers: ups.Breakers(),
+	})
 	s.Runner.AddDuty(queue.Duty{Name: "purge-expired-echoes", Interval: time.Minute, Run: func(ctx context.Context) error {
 		_, err := st.PurgeExpiredEchoes(ctx)
 		return err
@@ -165,8 +173,10 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		return err
 	}})
 	s.commit = intake.NewCommitter(st)
+	s.commit.OnQuery = metrics.ObserveQuery
 	ih := intake.NewHandler(set, s.commit, observe.Component(log, "intake"))
 	ih.OnStored = s.Runner.Wake
+	ih.OnOutcome = metrics.WebhookOutcome
 	s.Health = &health.Service{Checkers: append([]health.Checker{
 		health.Database(st),
 		health.JobQueue(st, health.QueueOptions{WorkersRunning: s.Runner.Running}),
@@ -190,8 +200,25 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 			return nil
 		},
 		MCPToken: cfg.MCPHTTPToken, MCPVerifier: mcpVerifier(cfg, verifier), MCPAllowedUsers: cfg.MCPAllowedUsers,
+		Metrics: metrics, MetricsToken: cfg.MetricsToken,
 	})
 	return s, nil
+}
+
+// eventTypeLabel names an event type for metrics: the registry's key when a
+// handler is registered for it (Aloware's names folded the registry's way),
+// else "other" — so the label's values are the handler table's, whatever a
+// sender puts in a body.
+func eventTypeLabel(reg *queue.Registry) func(source, eventType string) string {
+	return func(source, eventType string) string {
+		if _, ok := reg.Lookup(source, eventType); !ok {
+			return observe.LabelOther
+		}
+		if source == intake.SourceAloware {
+			return intake.NormalizeAlowareEvent(eventType)
+		}
+		return eventType
+	}
 }
 
 // MountMCP serves h at /mcp (the MCP streamable HTTP transport).

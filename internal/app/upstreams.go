@@ -102,6 +102,44 @@ func (u *Upstreams) Checkers() []health.Checker {
 	}
 }
 
+// Breakers returns the breaker state of every configured upstream, for the
+// upstream_breaker_state gauge. Clerk's token and JWKS clients each have a
+// breaker; "clerk" reports the less healthy of the two.
+func (u *Upstreams) Breakers() map[string]func() string {
+	b := map[string]func() string{}
+	if u.GHL != nil {
+		b["ghl"] = u.GHL.BreakerState
+	}
+	if u.Aloware != nil {
+		b["aloware"] = u.Aloware.BreakerState
+	}
+	if u.Verity != nil {
+		b["verity"] = u.Verity.BreakerState
+	}
+	var clerk []func() string
+	if u.Tokens != nil {
+		clerk = append(clerk, u.Tokens.BreakerState)
+	}
+	if u.Verifier != nil {
+		clerk = append(clerk, u.Verifier.BreakerState)
+	}
+	if len(clerk) > 0 {
+		b["clerk"] = func() string {
+			worst := "closed"
+			for _, f := range clerk {
+				switch st := f(); {
+				case st == "open":
+					return st
+				case st == "half-open":
+					worst = st
+				}
+			}
+			return worst
+		}
+	}
+	return b
+}
+
 // clerkSubject adapts the Clerk verifier to the gateway's interface.
 type clerkSubject struct{ v *clerk.Verifier }
 

@@ -92,6 +92,8 @@ type Config struct {
 	MCPReadOnly     bool     // DF_MCP_READ_ONLY
 	MCPToolsets     []string // DF_MCP_TOOLSETS; default ["all"]
 
+	MetricsToken string // DF_METRICS_TOKEN: Bearer token required by GET /metrics when set
+
 	InstanceID string // DF_INSTANCE_ID; default hostname-<6 hex>
 }
 
@@ -155,6 +157,8 @@ func Load(getenv func(string) string) (Config, error) {
 		MCPReadOnly:     r.bool("DF_MCP_READ_ONLY", false),
 		MCPToolsets:     r.toolsets(),
 
+		MetricsToken: r.str("DF_METRICS_TOKEN"),
+
 		InstanceID: r.str("DF_INSTANCE_ID"),
 	}
 	c.ListenAddr = r.listenAddr()
@@ -211,7 +215,7 @@ func (c Config) Secrets() []string {
 	candidates := []string{
 		c.AdminSecret, c.MiddlewareAPIKey, c.GHLAPIKey, c.AlowareAPIToken,
 		c.AlowareWebhookBasicPass, c.AlowareWebhookBearerToken, c.VerityAPIKey,
-		c.VerityWebhookSecret, c.ClerkSecretKey, c.MCPHTTPToken, c.SentryDSN,
+		c.VerityWebhookSecret, c.ClerkSecretKey, c.MCPHTTPToken, c.SentryDSN, c.MetricsToken,
 	}
 	if pw, err := databasePassword(c.DatabaseURL); err == nil {
 		candidates = append(candidates, pw)
@@ -289,6 +293,7 @@ func (c Config) Redacted() map[string]string {
 		"DF_MCP_ALLOWED_USERS": strings.Join(c.MCPAllowedUsers, ","),
 		"DF_MCP_READ_ONLY":     strconv.FormatBool(c.MCPReadOnly),
 		"DF_MCP_TOOLSETS":      strings.Join(c.MCPToolsets, ","),
+		"DF_METRICS_TOKEN":     setOrUnset(c.MetricsToken),
 
 		"DF_INSTANCE_ID": c.InstanceID,
 	}

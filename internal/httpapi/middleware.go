@@ -54,8 +54,8 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // withRequest gives every request an id (the caller's X-Request-ID when it
 // is sane), echoes it, recovers panics as 500s and writes one access log
 // line: debug for successes (intake runs at thousands a second), info for
-// client errors, error for server errors.
-func withRequest(log zerolog.Logger, next http.Handler) http.Handler {
+// client errors, error for server errors. m (nil-safe) counts and times it.
+func withRequest(log zerolog.Logger, m *observe.Metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
 		if !validRequestID(id) {
@@ -72,6 +72,8 @@ func withRequest(log zerolog.Logger, next http.Handler) http.Handler {
 					intake.WriteError(rec, r, http.StatusInternalServerError, "internal error")
 				}
 			}
+			// r.Pattern is the route the mux matched, never the raw path.
+			m.ObserveHTTP(r.Method, r.Pattern, rec.status, time.Since(start))
 			var ev *zerolog.Event
 			switch {
 			case rec.status >= 500:

@@ -49,6 +49,11 @@ type Deps struct {
 	// Ready reports whether the process has finished starting (migrations
 	// applied, workers started) and is not shutting down.
 	Ready func() bool
+	// Metrics, when set, is served at GET /metrics and counts every request;
+	// MetricsToken (DF_METRICS_TOKEN), when set, is required as a Bearer
+	// token to scrape.
+	Metrics      *observe.Metrics
+	MetricsToken string
 }
 
 // New returns the sidecar's handler.
@@ -67,6 +72,9 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("GET /health", a.health)
 	mux.HandleFunc("GET /livez", a.livez)
 	mux.HandleFunc("GET /readyz", a.readyz)
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", d.Metrics.Handler(d.MetricsToken))
+	}
 
 	if d.Gateway != nil {
 		mux.HandleFunc("GET /api/verity", d.Gateway.ServeCatalog)
@@ -81,7 +89,7 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("POST /api/admin/events/{id}/replay", a.admin(a.transition(store.ActionReplay)))
 	mux.HandleFunc("POST /api/admin/events/{id}/quarantine", a.admin(a.transition(store.ActionQuarantine)))
 	mux.HandleFunc("POST /api/admin/events/{id}/release", a.admin(a.transition(store.ActionRelease)))
-	return withRequest(d.Log, mux)
+	return withRequest(d.Log, d.Metrics, mux)
 }
 
 type api struct {

@@ -37,6 +37,9 @@ type Committer struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	timeout time.Duration
+	// OnQuery, when set, times each batch insert (query "insert_events");
+	// set it before Run.
+	OnQuery func(query string, d time.Duration, err error)
 }
 
 // NewCommitter returns a committer; call Run to start its flusher.
@@ -116,7 +119,11 @@ func (c *Committer) flush(batch []submission) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
+	start := time.Now()
 	res, err := c.st.InsertEvents(ctx, evs)
+	if c.OnQuery != nil {
+		c.OnQuery("insert_events", time.Since(start), err)
+	}
 	for i, s := range batch {
 		if err != nil {
 			s.done <- commitResult{err: fmt.Errorf("store event: %w", err)}

@@ -36,6 +36,16 @@ type Handler struct {
 	allowed   map[string]bool
 	// OnStored is called after a new event is durable (wakes local workers).
 	OnStored func()
+	// OnOutcome, when set, is called once per delivery to a known source
+	// with the parsed event type ("" before parsing), an observe.Webhook*
+	// outcome and, for refusals and failures, an observe.Reason* reason.
+	OnOutcome func(source, eventType, outcome, reason string)
+}
+
+func (h *Handler) outcome(source, eventType, outcome, reason string) {
+	if h.OnOutcome != nil {
+		h.OnOutcome(source, eventType, outcome, reason)
+	}
 }
 
 // NewHandler builds the intake handler.
@@ -142,6 +152,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return &l
 	}
 	if msg := h.notConfigured(source); msg != "" {
+		h.outcome(source, "", observe.WebhookRefused, observe.ReasonNotConfigured)
 		WriteError(w, r, http.StatusServiceUnavailable, msg)
 		return
 	}
@@ -150,14 +161,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			h.outcome(source, "", observe.WebhookRefused, observe.ReasonTooLarge)
 			WriteError(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", h.set.MaxBodyBytes))
 			return
 		}
+		h.outcome(source, "", observe.WebhookRefused, observe.ReasonUnreadable)
 		WriteError(w, r, http.StatusBadRequest, "could not read body: "+err.Error())
 		return
 	}
 	if err := h.verify(source, r, body); err != nil {
 		log().Warn().Err(err).Msg("webhook refused: verification failed")
+		h.outcome(source, "", observe.WebhookRefused, observe.ReasonUnauthorized)
 		WriteError(w, r, http.StatusUnauthorized, err.Error())
 		return
 	}
@@ -167,12 +181,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		log().Info().Err(err).Msg("webhook refused: malformed body")
+		h.outcome(source, "", observe.WebhookRefused, observe.ReasonMalformed)
 		WriteError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	if source == SourceGHL && !h.set.AllowUnsigned {
 		if err := CheckTimestamp(parsed.Timestamp, h.set.Now(), h.set.MaxSkew); err != nil {
 			log().Warn().Err(err).Msg("webhook refused: stale timestamp")
+			h.outcome(source, parsed.EventType, observe.WebhookRefused, observe.ReasonStaleTimestamp)
 			WriteError(w, r, http.StatusUnauthorized, err.Error())
 			return
 		}
@@ -204,10 +220,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res, err := h.committer.Submit(r.Context(), ev)
 	if err != nil {
 		log().Error().Err(err).Str("event_type", parsed.EventType).Msg("webhook not stored")
+		h.outcome(source, parsed.EventType, observe.WebhookFailed, observe.ReasonDatabase)
 		WriteError(w, r, http.StatusServiceUnavailable, "the event could not be stored (database unavailable); nothing was kept, retry the delivery")
 		return
 	}
 	if res.Duplicate {
+		h.outcome(source, parsed.EventType, observe.WebhookDuplicate, "")
 		if h.log.GetLevel() <= zerolog.DebugLevel {
 			log().Debug().Str("event_id", res.ID).Msg("duplicate delivery")
 		}
@@ -219,6 +237,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.OnStored != nil && ev.Status == "" {
 		h.OnStored()
+	}
+	if ev.Status == "" {
+		h.outcome(source, parsed.EventType, observe.WebhookAccepted, "")
+	} else {
+		h.outcome(source, parsed.EventType, observe.WebhookIgnored, "")
 	}
 	WriteJSON(w, http.StatusAccepted, Response{ID: res.ID, Status: "accepted", Note: note})
 }

@@ -88,6 +88,12 @@ type Runner struct {
 	// OnFinished, when set, is called after an outcome is committed (tests
 	// and metrics hook in here).
 	OnFinished func(store.Outcome, Job)
+	// OnExecuted, when set, is called after a handler ran, with the outcome
+	// it led to and how long it took (metrics hook in here).
+	OnExecuted func(job Job, out store.Outcome, d time.Duration)
+	// OnQuery, when set, times the claim and completion statements; query is
+	// "claim_jobs" or "complete_jobs". Set these hooks before Run.
+	OnQuery func(query string, d time.Duration, err error)
 }
 
 // New builds a Runner; call Run to start it.
@@ -212,7 +218,11 @@ func (r *Runner) dispatch(ctx context.Context, jobs chan<- claimedJob) {
 			continue
 		}
 		want := min(free, r.cfg.BatchSize)
+		claimStart := time.Now()
 		claimed, err := r.st.ClaimJobs(ctx, r.cfg.InstanceID, want, r.cfg.Lease)
+		if r.OnQuery != nil {
+			r.OnQuery("claim_jobs", time.Since(claimStart), err)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -276,8 +286,13 @@ func (r *Runner) execute(ctx context.Context, cj claimedJob) store.Outcome {
 		return out
 	}
 	hctx, cancel := context.WithTimeout(ctx, min(r.cfg.HandlerTimeout, left))
+	started := time.Now()
 	err := callHandler(hctx, h, job)
+	ran := time.Since(started)
 	cancel()
+	if r.OnExecuted != nil {
+		defer func() { r.OnExecuted(job, out, ran) }()
+	}
 
 	var skip *skipError
 	var after *retryAfterError
@@ -362,7 +377,11 @@ func (r *Runner) commit(ctx context.Context, batch []finished) {
 	var written []string
 	for attempt := 1; ; attempt++ {
 		var err error
+		completeStart := time.Now()
 		written, err = r.st.CompleteJobs(ctx, outs)
+		if r.OnQuery != nil {
+			r.OnQuery("complete_jobs", time.Since(completeStart), err)
+		}
 		if err == nil {
 			break
 		}

@@ -58,6 +58,10 @@ type Engine struct {
 	aloware Aloware
 	cfg     Config
 	log     zerolog.Logger
+
+	// OnOperation, when set, is called once per operation as it is written
+	// to sync_log (metrics hook in here); set it before the workers run.
+	OnOperation func(direction, entityType, status string, d time.Duration)
 }
 
 // New builds the engine. A nil client disables the handlers that need it
@@ -113,6 +117,9 @@ func (e *Engine) run(ctx context.Context, job queue.Job, o op, f func() (targetI
 		entry.Status, entry.ErrorMessage = store.SyncSkipped, sk.reason
 	default:
 		entry.Status, entry.ErrorMessage = store.SyncError, err.Error()
+	}
+	if e.OnOperation != nil {
+		e.OnOperation(o.direction, o.entityType, entry.Status, finished.Sub(started))
 	}
 	if lerr := e.st.InsertSyncLog(context.WithoutCancel(ctx), entry); lerr != nil {
 		e.log.Error().Err(lerr).Str("event_id", job.ID).Msg("could not write sync_log")
