@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
 
@@ -63,6 +64,7 @@ func newMCPServer(svc *app.Service, opts tools.Options, log zerolog.Logger) (*se
 	serverOpts := []server.ServerOption{
 		// First, so it is outermost: it sees a recovered panic as an error.
 		server.WithToolHandlerMiddleware(svc.Metrics.MCPToolMiddleware()),
+		server.WithToolHandlerMiddleware(toolErrorGroups(svc)),
 		server.WithToolCapabilities(false),
 		server.WithResourceCapabilities(true, true),
 		server.WithPromptCapabilities(true),
@@ -92,6 +94,25 @@ func newMCPServer(svc *app.Service, opts tools.Options, log zerolog.Logger) (*se
 	}
 	log.Info().Int("tools", len(names)).Bool("read_only", opts.ReadOnly).Strs("toolsets", opts.Toolsets).Msg("MCP server ready")
 	return s, nil
+}
+
+// toolErrorGroups counts tool calls that fail (a Go error or a panic, not an
+// isError answer to bad arguments) in error_groups under "mcp".
+func toolErrorGroups(svc *app.Service) server.ToolHandlerMiddleware {
+	return func(next server.ToolHandlerFunc) server.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (res *mcp.CallToolResult, err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					svc.ErrorGroups.Record(ctx, "mcp", fmt.Errorf("tool %s panicked: %v", req.Params.Name, p), "")
+					panic(p) // WithRecovery turns it into an error answer
+				}
+				if err != nil {
+					svc.ErrorGroups.Record(ctx, "mcp", fmt.Errorf("tool %s: %w", req.Params.Name, err), "")
+				}
+			}()
+			return next(ctx, req)
+		}
+	}
 }
 
 func resourcesDeps(svc *app.Service, log zerolog.Logger) resources.Deps {

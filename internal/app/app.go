@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/df-middleware/df-middleware/internal/config"
+	"github.com/df-middleware/df-middleware/internal/errgroups"
 	"github.com/df-middleware/df-middleware/internal/gateway"
 	"github.com/df-middleware/df-middleware/internal/health"
 	"github.com/df-middleware/df-middleware/internal/httpapi"
@@ -102,10 +103,12 @@ type Service struct {
 	Runner    *queue.Runner
 	Handler   http.Handler
 	Metrics   *observe.Metrics
-	log       zerolog.Logger
-	ready     atomic.Bool
-	commit    *intake.Committer
-	mcp       atomic.Pointer[http.Handler]
+	// ErrorGroups counts failures by fingerprint into error_groups.
+	ErrorGroups *errgroups.Recorder
+	log         zerolog.Logger
+	ready       atomic.Bool
+	commit      *intake.Committer
+	mcp         atomic.Pointer[http.Handler]
 }
 
 // New opens the database, applies migrations when configured to, and builds
@@ -146,18 +149,26 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 	}
 
 	metrics := observe.NewMetrics(observe.Component(log, "metrics"))
-	ups, err := NewUpstreams(cfg, metrics)
+	errs := errgroups.New(st, observe.Component(log, "errgroups"))
+	ups, err := NewUpstreams(cfg, observers{metrics, errorGroupObserver{errs}})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), Upstreams: ups, Metrics: metrics, log: log}
+	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), Upstreams: ups, Metrics: metrics, ErrorGroups: errs, log: log}
 	s.Runner = queue.New(st, s.Registry, QueueConfig(cfg), observe.Component(log, "queue"))
-	s.Runner.OnFinished, s.Runner.OnExecuted, s.Runner.OnQuery = metrics.JobFinished, metrics.JobExecuted, metrics.ObserveQuery
+	s.Runner.OnExecuted, s.Runner.OnQuery = metrics.JobExecuted, metrics.ObserveQuery
+	s.Runner.OnFinished = func(out store.Outcome, job queue.Job) {
+		metrics.JobFinished(out, job)
+		if out.Error != "" && (out.Status == store.StatusError || out.Status == store.StatusPending) {
+			errs.Add("queue", errors.New(out.Error), job.ID)
+		}
+	}
 	s.Sync = dfsync.New(st, ghlOrNil(ups.GHL), alowareOrNil(ups.Aloware), dfsync.Config{
 		ConversationProviderID: cfg.GHLConversationProviderID,
 	}, observe.Component(log, "sync"))
 	s.Sync.OnOperation = metrics.SyncOperation
+	s.Sync.OnFailure = func(direction string, err error, eventID string) { errs.Add("sync:"+direction, err, eventID) }
 	s.Sync.Register(s.Registry)
 	metrics.SetEventTypeLabel(eventTypeLabel(s.Registry))
 	metrics.WatchState(observe.State{
@@ -275,6 +286,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	defer stopWorkers()
 	var workers sync.WaitGroup
 	workers.Go(func() { _ = s.Runner.Run(workersCtx) })
+	workers.Go(func() { s.ErrorGroups.Run(workersCtx, time.Second) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

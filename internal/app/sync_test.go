@@ -218,6 +218,29 @@ func TestPermanentRefusalEndsInErrorAndReplaySucceeds(t *testing.T) {
 	if logs := h.syncLog(id); len(logs) != 1 || logs[0].Status != "error" {
 		t.Fatalf("sync_log = %+v", logs)
 	}
+	// The failure is grouped where it happened: the upstream call, the sync
+	// operation and the job (flushed about once a second).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var components []string
+		rows, err := h.st.Pool.Query(context.Background(), `SELECT component FROM error_groups ORDER BY component`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var c string
+			_ = rows.Scan(&c)
+			components = append(components, c)
+		}
+		rows.Close()
+		if strings.Join(components, ",") == "queue,sync:ghl_to_aloware,upstream:aloware" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("error_groups components = %v", components)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	sb.SetFaults(sandbox.UpstreamAloware, sandbox.Faults{})
 	if r := h.admin("POST", "/api/admin/events/"+id+"/replay", ""); r.code != http.StatusOK {
 		t.Fatalf("replay: %d %s", r.code, r.raw)

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/df-middleware/df-middleware/internal/config"
+	"github.com/df-middleware/df-middleware/internal/errgroups"
 	"github.com/df-middleware/df-middleware/internal/health"
 	"github.com/df-middleware/df-middleware/internal/upstream"
 	"github.com/df-middleware/df-middleware/internal/upstream/aloware"
@@ -149,4 +150,23 @@ func (c clerkSubject) Verify(ctx context.Context, token string) (string, error) 
 		return "", err
 	}
 	return claims.Subject, nil
+}
+
+// observers fans one upstream call out to several observers (metrics, error
+// groups); it forwards attempt starts to those that want them.
+type observers []upstream.Observer
+
+func (o observers) ObserveCall(ctx context.Context, up, endpoint, method string, status int, d time.Duration, err error) {
+	for _, x := range o {
+		x.ObserveCall(ctx, up, endpoint, method, status, d, err)
+	}
+}
+
+// errorGroupObserver counts failed upstream calls in error_groups.
+type errorGroupObserver struct{ rec *errgroups.Recorder }
+
+func (e errorGroupObserver) ObserveCall(_ context.Context, up, _, _ string, _ int, _ time.Duration, err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		e.rec.Add("upstream:"+up, err, "")
+	}
 }

@@ -6,6 +6,7 @@ package errgroups
 
 import (
 	"context"
+	gosync "sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -18,24 +19,96 @@ import (
 type Recorder struct {
 	st  *store.Store
 	log zerolog.Logger
+
+	mu      gosync.Mutex
+	pending map[string]*entry // fingerprint → occurrences since the last flush
 }
+
+type entry struct {
+	g       observe.ErrorGroup
+	sample  string
+	eventID string
+	n       int64
+}
+
+// maxPending bounds the groups held between flushes; past it new groups
+// are dropped (and logged) rather than growing memory in a failure storm.
+const maxPending = 1000
 
 // New returns a recorder over st.
 func New(st *store.Store, log zerolog.Logger) *Recorder {
-	return &Recorder{st: st, log: log}
+	return &Recorder{st: st, log: log, pending: map[string]*entry{}}
 }
 
-// Record counts err in its group. It never fails its caller: recording is
-// best effort, bounded in time, and a failure to record is logged.
+// Record counts err in its group now. It never fails its caller: recording
+// is best effort, bounded in time, and a failure to record is logged.
 func (r *Recorder) Record(ctx context.Context, component string, err error, eventID string) observe.ErrorGroup {
 	if r == nil || err == nil {
 		return observe.ErrorGroup{}
 	}
 	g := observe.Fingerprint(component, err)
+	r.write(ctx, &entry{g: g, sample: err.Error(), eventID: eventID, n: 1})
+	return g
+}
+
+// Add counts err in its group at the next flush: hot paths (the queue's
+// completer, upstream calls) must not wait on a database write, and a
+// failure storm of one kind becomes one upsert a second, not thousands.
+func (r *Recorder) Add(component string, err error, eventID string) {
+	if r == nil || err == nil {
+		return
+	}
+	g := observe.Fingerprint(component, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.pending[g.Fingerprint]
+	if !ok {
+		if len(r.pending) >= maxPending {
+			return
+		}
+		e = &entry{g: g}
+		r.pending[g.Fingerprint] = e
+	}
+	e.n++
+	e.sample = err.Error()
+	if eventID != "" {
+		e.eventID = eventID
+	}
+}
+
+// Run flushes what Add collected every interval until ctx ends, then once more.
+func (r *Recorder) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			r.Flush(ctx)
+		case <-ctx.Done():
+			r.Flush(context.WithoutCancel(ctx))
+			return
+		}
+	}
+}
+
+// Flush writes the collected groups.
+func (r *Recorder) Flush(ctx context.Context) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	batch := r.pending
+	r.pending = make(map[string]*entry, len(batch))
+	r.mu.Unlock()
+	for _, e := range batch {
+		r.write(ctx, e)
+	}
+}
+
+func (r *Recorder) write(ctx context.Context, e *entry) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if rerr := r.st.RecordError(ctx, g.Fingerprint, component, g.Class, err.Error(), eventID); rerr != nil {
-		r.log.Warn().Err(rerr).Str("fingerprint", g.Fingerprint).Msg("could not record error group")
+	if err := r.st.RecordError(ctx, e.g.Fingerprint, e.g.Component, e.g.Class, e.sample, e.eventID, e.n); err != nil {
+		r.log.Warn().Err(err).Str("fingerprint", e.g.Fingerprint).Msg("could not record error group")
 	}
-	return g
 }

@@ -47,3 +47,22 @@ func TestErrorsDifferingOnlyInIDsShareAGroup(t *testing.T) {
 	var nilRec *errgroups.Recorder
 	nilRec.Record(ctx, "x", errors.New("ignored"), "") // a nil recorder records nothing and does not panic
 }
+
+func TestAddAggregatesUntilFlush(t *testing.T) {
+	t.Parallel()
+	st := testdb.New(t)
+	rec := errgroups.New(st, zerolog.Nop())
+	ctx := context.Background()
+	for i := range 50 {
+		rec.Add("upstream:aloware", fmt.Errorf("aloware POST /api/v1/webhook/forms: 503 upstream %d unavailable", i), "")
+	}
+	var n int
+	if err := st.Pool.QueryRow(ctx, `SELECT count(*) FROM error_groups`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows before flush: %d %v", n, err)
+	}
+	rec.Flush(ctx)
+	var count int
+	if err := st.Pool.QueryRow(ctx, `SELECT count(*), max(count) FROM error_groups`).Scan(&n, &count); err != nil || n != 1 || count != 50 {
+		t.Fatalf("after flush: %d groups, count %d, %v", n, count, err)
+	}
+}

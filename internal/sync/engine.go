@@ -62,6 +62,9 @@ type Engine struct {
 	// OnOperation, when set, is called once per operation as it is written
 	// to sync_log (metrics hook in here); set it before the workers run.
 	OnOperation func(direction, entityType, status string, d time.Duration)
+	// OnFailure, when set, is called for every failed operation with its
+	// error (error grouping hooks in here).
+	OnFailure func(direction string, err error, eventID string)
 }
 
 // New builds the engine. A nil client disables the handlers that need it
@@ -120,6 +123,9 @@ func (e *Engine) run(ctx context.Context, job queue.Job, o op, f func() (targetI
 	}
 	if e.OnOperation != nil {
 		e.OnOperation(o.direction, o.entityType, entry.Status, finished.Sub(started))
+	}
+	if entry.Status == store.SyncError && e.OnFailure != nil {
+		e.OnFailure(o.direction, err, job.ID)
 	}
 	if lerr := e.st.InsertSyncLog(context.WithoutCancel(ctx), entry); lerr != nil {
 		e.log.Error().Err(lerr).Str("event_id", job.ID).Msg("could not write sync_log")
