@@ -321,6 +321,13 @@ func TestMCPStdoutIsOnlyJSONRPC(t *testing.T) {
 	if lines == 0 {
 		t.Fatal("no log lines on stderr")
 	}
+	// Debug logging of a full session: no configured secret and no unmasked
+	// phone number of the webhook that went through.
+	for _, leak := range []string{mcpWebhookSecret, "3105550100"} {
+		if strings.Contains(stderr.String(), leak) {
+			t.Errorf("stderr contains %q", leak)
+		}
+	}
 }
 
 func TestMCPReadOnlyRegistersNoMutatingTool(t *testing.T) {
