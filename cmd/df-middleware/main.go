@@ -16,8 +16,10 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
 
 	"github.com/df-middleware/df-middleware/internal/app"
 	"github.com/df-middleware/df-middleware/internal/config"
@@ -90,6 +92,26 @@ func run(args []string, getenv func(string) string, stdin io.Reader, stdout, std
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
+	if args[0] == "serve" || args[0] == "mcp" {
+		// OTLP over HTTP from the OTEL_* environment; nothing installed
+		// (no cost) when no endpoint is set. Exporter problems are logged
+		// as contract lines, never as bare text on stderr.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn().Err(err).Msg("opentelemetry")
+		}))
+		shutdown, terr := observe.SetupTracing(ctx, observe.ServiceName, buildVersion())
+		if terr != nil {
+			log.Error().Err(terr).Msg("tracing not started: check the OTEL_* variables")
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := shutdown(sctx); err != nil {
+				log.Warn().Err(err).Msg("flushing traces on exit failed")
+			}
+		}()
+	}
 
 	var err error
 	switch args[0] {

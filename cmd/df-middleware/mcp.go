@@ -62,7 +62,10 @@ func toolOptions(toolsets string, readOnly bool) tools.Options {
 // tools, every resource and prompt, and the server's instructions.
 func newMCPServer(svc *app.Service, opts tools.Options, log zerolog.Logger) (*server.MCPServer, error) {
 	serverOpts := []server.ServerOption{
-		// First, so it is outermost: it sees a recovered panic as an error.
+		// Outermost: the span "mcp tool <name>" (continuing a traceparent
+		// in _meta) covers everything below, metrics included.
+		server.WithToolHandlerMiddleware(observe.MCPToolTracing()),
+		// Next, so it is outside recovery: it sees a recovered panic as an error.
 		server.WithToolHandlerMiddleware(svc.Metrics.MCPToolMiddleware()),
 		server.WithToolHandlerMiddleware(toolErrorGroups(svc)),
 		server.WithToolCapabilities(false),

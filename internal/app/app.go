@@ -150,7 +150,11 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 
 	metrics := observe.NewMetrics(observe.Component(log, "metrics"))
 	errs := errgroups.New(st, observe.Component(log, "errgroups"))
-	ups, err := NewUpstreams(cfg, observers{metrics, errorGroupObserver{errs}})
+	obs := observers{metrics, errorGroupObserver{errs}}
+	if observe.TracingEnabled() {
+		obs = append(obs, tracingObserver{})
+	}
+	ups, err := NewUpstreams(cfg, obs)
 	if err != nil {
 		st.Close()
 		return nil, err

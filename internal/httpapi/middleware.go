@@ -3,9 +3,13 @@ package httpapi
 import (
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/df-middleware/df-middleware/internal/intake"
 	"github.com/df-middleware/df-middleware/internal/observe"
@@ -73,6 +77,17 @@ func withRequest(log zerolog.Logger, m *observe.Metrics, next http.Handler) http
 				}
 			}
 			// r.Pattern is the route the mux matched, never the raw path.
+			// otelhttp named the server span before routing: name it now.
+			if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+				name := r.Pattern
+				if name == "" {
+					name = r.Method // unmatched: never the raw path
+				} else {
+					span.SetAttributes(attribute.String("http.route", routeOf(r.Pattern)))
+				}
+				span.SetName(name)
+				span.SetAttributes(attribute.String("http.request.header.x-request-id", id))
+			}
 			m.ObserveHTTP(r.Method, r.Pattern, rec.status, time.Since(start))
 			var ev *zerolog.Event
 			switch {
@@ -83,13 +98,38 @@ func withRequest(log zerolog.Logger, m *observe.Metrics, next http.Handler) http
 			default:
 				ev = log.Debug()
 			}
-			ev.Str("request_id", id).Str("method", r.Method).Str("route", r.Pattern).
+			ev.Ctx(r.Context()).Str("request_id", id).Str("method", r.Method).Str("route", r.Pattern).
 				Int("status", rec.status).Int("bytes", rec.bytes).
 				Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
 				Msg("http request")
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// routeOf strips the method from a ServeMux pattern ("POST /x/{id}" → "/x/{id}").
+func routeOf(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		return pattern[i+1:]
+	}
+	return pattern
+}
+
+// withTracing wraps h in an otelhttp server span (W3C context extracted from
+// the request) when a tracer provider is installed; withRequest renames the
+// span to the matched route pattern. With tracing off h is returned as is.
+func withTracing(h http.Handler) http.Handler {
+	if !observe.TracingEnabled() {
+		return h
+	}
+	return otelhttp.NewHandler(h, "http",
+		otelhttp.WithPropagators(observe.Propagator()),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}))
 }
 
 // Flush lets streaming handlers (MCP's SSE responses) flush through the

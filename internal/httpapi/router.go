@@ -89,7 +89,7 @@ func New(d Deps) http.Handler {
 	mux.HandleFunc("POST /api/admin/events/{id}/replay", a.admin(a.transition(store.ActionReplay)))
 	mux.HandleFunc("POST /api/admin/events/{id}/quarantine", a.admin(a.transition(store.ActionQuarantine)))
 	mux.HandleFunc("POST /api/admin/events/{id}/release", a.admin(a.transition(store.ActionRelease)))
-	return withRequest(d.Log, d.Metrics, mux)
+	return withTracing(withRequest(d.Log, d.Metrics, mux))
 }
 
 type api struct {

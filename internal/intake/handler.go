@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"unicode"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/df-middleware/df-middleware/internal/observe"
 	"github.com/df-middleware/df-middleware/internal/store"
@@ -148,7 +151,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The request logger is built only when a line is written: intake runs
 	// at thousands of requests a second and most write none.
 	log := func() *zerolog.Logger {
-		l := h.log.With().Str("source", source).Str("request_id", observe.RequestID(r.Context())).Logger()
+		l := h.log.With().Ctx(r.Context()).Str("source", source).Str("request_id", observe.RequestID(r.Context())).Logger()
 		return &l
 	}
 	if msg := h.notConfigured(source); msg != "" {
@@ -199,7 +202,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		EntityID: parsed.EntityID, DedupeKey: parsed.DedupeKey, Payload: body,
 		RequestID: observe.RequestID(r.Context()),
 	}
-	if tp := r.Header.Get("traceparent"); validTraceparent(tp) {
+	if tp, ts := spanTraceContext(r.Context()); tp != "" {
+		// The server span's own context, so the job links to this request
+		// even when the caller sent no traceparent.
+		ev.TraceParent = tp
+		if len(ts) <= 512 && printableASCII(ts) {
+			ev.TraceState = ts
+		}
+	} else if tp := r.Header.Get("traceparent"); validTraceparent(tp) {
 		ev.TraceParent = tp
 		// Kept only when it is the printable ASCII W3C allows: one bad byte
 		// would fail the group commit of every request batched with it.
@@ -244,6 +254,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.outcome(source, parsed.EventType, observe.WebhookIgnored, "")
 	}
 	WriteJSON(w, http.StatusAccepted, Response{ID: res.ID, Status: "accepted", Note: note})
+}
+
+// spanTraceContext is the W3C traceparent and tracestate of the span in ctx
+// (the otelhttp server span), or "" when ctx carries no valid span.
+func spanTraceContext(ctx context.Context) (traceparent, tracestate string) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return "", ""
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, c)
+	return c["traceparent"], c["tracestate"]
 }
 
 // validTraceparent accepts the W3C form version-traceid-spanid-flags.

@@ -52,7 +52,7 @@ func NewLogger(w io.Writer, level string, secrets []string) (zerolog.Logger, err
 		lvl = zerolog.InfoLevel
 	}
 	cw := newContractWriter(w, secrets)
-	logger := zerolog.New(cw).Level(lvl).With().Timestamp().Logger()
+	logger := zerolog.New(cw).Level(lvl).Hook(traceHook{}).With().Timestamp().Logger()
 	return logger, err
 }
 

@@ -12,6 +12,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/df-middleware/df-middleware/internal/store"
 )
@@ -173,7 +178,8 @@ func (r *Runner) runWorkers(ctx context.Context) {
 					// leases are handed back below.
 					continue
 				}
-				outcomes <- finished{r.execute(handlerCtx, cj), cj.Job}
+				out, sc := r.executeTraced(handlerCtx, cj)
+				outcomes <- finished{out, cj.Job, sc}
 				r.available.Add(1)
 				select {
 				case r.slotFreed <- struct{}{}:
@@ -262,10 +268,48 @@ type claimedJob struct {
 type finished struct {
 	out store.Outcome
 	job Job
+	sc  trace.SpanContext // the job span, for the log line written after it ended
 }
 
 // maxErrorLen bounds the error text stored on an event.
 const maxErrorLen = 2000
+
+// tracerName is the instrumentation scope of the service's spans (as
+// observe.TracerName; queue does not import observe).
+const tracerName = "github.com/df-middleware/df-middleware"
+
+// executeTraced runs execute inside the job's span: a new root span (a job
+// runs long after, and apart from, the request that stored it) with a link
+// to the intake request's span, whose context intake stored on the event.
+// The handler's context carries the span, so upstream and database calls
+// nest under it.
+func (r *Runner) executeTraced(ctx context.Context, cj claimedJob) (store.Outcome, trace.SpanContext) {
+	ctx, span := otel.GetTracerProvider().Tracer(tracerName).Start(ctx, "job "+cj.Source+"/"+cj.EventType,
+		trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	if !span.IsRecording() {
+		return r.execute(ctx, cj), span.SpanContext()
+	}
+	if cj.TraceParent != "" {
+		link := propagation.TraceContext{}.Extract(context.Background(),
+			propagation.MapCarrier{"traceparent": cj.TraceParent, "tracestate": cj.TraceState})
+		if sc := trace.SpanContextFromContext(link); sc.IsValid() {
+			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("link.kind", "intake")}})
+		}
+	}
+	span.SetAttributes(
+		attribute.String("df.event.id", cj.ID),
+		attribute.String("df.event.source", cj.Source),
+		attribute.String("df.event.type", cj.EventType),
+		attribute.Int("df.job.attempt", cj.Attempts),
+	)
+	out := r.execute(ctx, cj)
+	span.SetAttributes(attribute.String("df.job.outcome", out.Status))
+	if out.Status == store.StatusError || out.Status == store.StatusPending {
+		span.SetStatus(codes.Error, out.Error)
+	}
+	return out, span.SpanContext()
+}
 
 // execute runs the handler of one job and turns its result into an outcome.
 func (r *Runner) execute(ctx context.Context, cj claimedJob) store.Outcome {
@@ -405,6 +449,9 @@ func (r *Runner) commit(ctx context.Context, batch []finished) {
 		ev := r.log.Debug()
 		if f.out.Status == store.StatusError {
 			ev = r.log.Warn()
+		}
+		if f.sc.IsValid() {
+			ev = ev.Ctx(trace.ContextWithSpanContext(context.Background(), f.sc))
 		}
 		ev.Str("event_id", f.out.ID).Str("source", f.job.Source).Str("event_type", f.job.EventType).
 			Str("status", f.out.Status).Int("attempt", f.job.Attempts).Str("error", f.out.Error).

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // DefaultMaxConns is the pool size when DATABASE_URL does not set
@@ -49,6 +52,12 @@ func OpenSized(ctx context.Context, url string, maxConns int32) (*Store, error) 
 		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "df-middleware"
+	if _, ok := otel.GetTracerProvider().(*sdktrace.TracerProvider); ok {
+		// DB spans (children of the request, job or tool span only; otelpgx
+		// starts none without a recording parent). Installed only when
+		// tracing is on, so a service without it pays nothing.
+		cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithDisableAcquireTracer())
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)

@@ -128,7 +128,7 @@ func (e *Engine) run(ctx context.Context, job queue.Job, o op, f func() (targetI
 		e.OnFailure(o.direction, err, job.ID)
 	}
 	if lerr := e.st.InsertSyncLog(context.WithoutCancel(ctx), entry); lerr != nil {
-		e.log.Error().Err(lerr).Str("event_id", job.ID).Msg("could not write sync_log")
+		e.log.Error().Ctx(ctx).Err(lerr).Str("event_id", job.ID).Msg("could not write sync_log")
 	}
 	return classify(err, job)
 }

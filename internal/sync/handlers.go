@@ -500,7 +500,7 @@ func (e *Engine) textingMessage(ctx context.Context, job queue.Job) error {
 	}
 	if inbound && helpKeywords[kw] {
 		// The texting system answers HELP itself; record that it was asked.
-		e.log.Info().Str("event_id", job.ID).Str("phone", phone).Msg("HELP requested by SMS")
+		e.log.Info().Ctx(ctx).Str("event_id", job.ID).Str("phone", phone).Msg("HELP requested by SMS")
 	}
 	if e.ghl == nil {
 		if optChange {
@@ -627,7 +627,7 @@ func (e *Engine) textingHelp(ctx context.Context, job queue.Job) error {
 		return err
 	}
 	phone := e.E164(p.From)
-	e.log.Info().Str("event_id", job.ID).Str("phone", phone).Msg("HELP requested by SMS")
+	e.log.Info().Ctx(ctx).Str("event_id", job.ID).Str("phone", phone).Msg("HELP requested by SMS")
 	err := e.run(ctx, job, op{TextingToStore, "optout", phone, phone}, func() (string, error) {
 		return "", skip("HELP request logged; the texting system answers it")
 	})
