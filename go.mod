@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/clerk/clerk-sdk-go/v2 v2.4.2
 	github.com/exaring/otelpgx v0.13.0
+	github.com/getsentry/sentry-go v0.46.2
 	github.com/go-jose/go-jose/v3 v3.0.4
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0

@@ -167,6 +167,7 @@ func serveMCPStdio(ctx context.Context, cfg config.Config, args []string, stdin 
 	var sidecar sync.WaitGroup
 	if flags.noSidecar {
 		defer svc.Store.Close()
+		defer svc.ErrorGroups.Close(5 * time.Second) // Run does it when the sidecar runs
 	} else {
 		ln, err := app.Listen(cfg)
 		if err != nil {

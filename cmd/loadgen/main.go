@@ -7,6 +7,8 @@
 //	loadgen drain   -db URL    time until webhook_events has no pending/processing row
 //	loadgen e2e     -db URL -since T   wait for the queue, then statuses, rate and latency intake → done
 //	loadgen exec    -db URL SQL...   run statements (database setup without psql)
+//	loadgen otlp-sink -addr HOST:PORT   OTLP/HTTP trace receiver that counts and discards (prints counts on SIGTERM)
+//	loadgen scrape  -url URL   GET /metrics every -interval like Prometheus (prints counts on SIGTERM)
 //	loadgen report  -dir DIR   turn the JSON results of a bench run into docs/benchmarks.md
 package main
 
@@ -20,7 +22,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: loadgen <insert|intake|drain|e2e|exec|report> [flags]
+	fmt.Fprint(os.Stderr, `usage: loadgen <insert|intake|drain|e2e|exec|otlp-sink|scrape|report> [flags]
   insert  raw durable single-row INSERT rate of a 1 KiB jsonb row (pgx, one connection per worker)
   intake  POST signed bench webhooks at a concurrency, optionally paced: texting bench.noop
           (default) or -source ghl -ghl-key FILE: GHL ContactCreate, unique contact per request
@@ -28,6 +30,8 @@ func usage() {
   e2e     wait until no event received since -since is live, then statuses, done/s and
           intake-to-done latency from the database
   exec    run SQL statements given as arguments
+  otlp-sink  accept OTLP/HTTP POST /v1/traces, count requests/bytes/spans, answer 200; JSON on SIGTERM
+  scrape  GET a /metrics URL every -interval (1s), count successful scrapes; JSON on SIGTERM
   report  write the markdown report of a bench run
 run "loadgen <subcommand> -h" for its flags
 `)
@@ -54,6 +58,10 @@ func main() {
 		err = cmdE2E(ctx, args)
 	case "exec":
 		err = cmdExec(ctx, args)
+	case "otlp-sink":
+		err = cmdOTLPSink(ctx, args)
+	case "scrape":
+		err = cmdScrape(ctx, args)
 	case "report":
 		err = cmdReport(ctx, args)
 	case "-h", "-help", "--help", "help":

@@ -32,9 +32,11 @@ type benchRun struct {
 	E2E            *E2EResult
 	E2EPacedIntake *LoadResult
 	E2EPaced       *E2EResult
-	RSSKiB         map[string]int64   // serve phase → VmHWM in KiB
-	CPUSeconds     map[string]float64 // serve phase → user+system CPU seconds
-	Env            map[string]string
+	// Observability overhead (issue 5): off → on → off runs.
+	Obs        []obsRun
+	RSSKiB     map[string]int64   // serve phase → VmHWM in KiB
+	CPUSeconds map[string]float64 // serve phase → user+system CPU seconds
+	Env        map[string]string
 }
 
 // Targets of issue 2.
@@ -103,6 +105,11 @@ func loadRun(dir string) (*benchRun, error) {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
+	obs, err := loadObsRuns(dir)
+	if err != nil {
+		return nil, err
+	}
+	r.Obs = obs
 	return r, nil
 }
 
@@ -244,6 +251,7 @@ func renderReport(r *benchRun, facts []fact) string {
 			"— (vs intake alone)", ratio, "—"})
 	}
 
+	rows = append(rows, obsRows(r)...)
 	rows = append(rows, e2eRows(r)...)
 
 	if cpu, ok := r.CPUSeconds["serve intake"]; ok && r.Intake != nil && r.Paced != nil {
@@ -270,7 +278,7 @@ func renderReport(r *benchRun, facts []fact) string {
 	for _, x := range rows {
 		p("| %s | %s | %s | %s | %s |\n", x.figure, x.value, x.target, x.ratio, x.met)
 	}
-	p("\nRatios: intake ÷ INSERT rate, drain ÷ intake rate, end to end ÷ no-op drain rate, latency ÷ its bound, RSS ÷ its bound.\n\n")
+	p("\nRatios: intake ÷ INSERT rate, drain ÷ intake rate, observability on ÷ off (means of the runs of each mode), end to end ÷ no-op drain rate, latency ÷ its bound, RSS ÷ its bound.\n\n")
 
 	p("## Machine\n\n")
 	for _, f := range facts {
@@ -298,7 +306,17 @@ func renderReport(r *benchRun, facts []fact) string {
 	p("   `loadgen drain` polls every 250 ms from the first claim until no row is `pending` or\n")
 	p("   `processing`; the rate is rows finished ÷ that wall time (the `processed_at` span is shown too).\n")
 	p("5. **Mixed** — intake at the same concurrency while the workers drain, then until the queue is empty.\n")
-	p("6. **End to end through the sandbox** — `bin/sandbox serve` with no faults and no added latency, its\n")
+	p("6. **Observability overhead** — shorter runs, in the same `make bench`: each run creates a fresh database\n")
+	p("   `df_bench_obs`, measures intake as in 2 (DF_WORKERS=0, %d concurrent, closed loop) for %s, then restarts serve\n", conc, obsDuration(r))
+	p("   with the default workers and measures the no-op drain of that run's backlog as in 4. Runs alternate\n")
+	p("   %s to limit drift on this noisy machine; off is the mean of the off runs. **Off**: no `OTEL_*`\n", obsOrder(r.Obs))
+	p("   endpoint (tracing not installed) and nobody scrapes `/metrics`. **On**: `OTEL_EXPORTER_OTLP_ENDPOINT`\n")
+	p("   points at `loadgen otlp-sink` on 127.0.0.1 (OTLP/HTTP: reads each `POST /v1/traces`, counts requests,\n")
+	p("   bytes and spans by walking the protobuf wire format, answers 200 with an empty `ExportTraceServiceResponse`),\n")
+	p("   `OTEL_TRACES_SAMPLER=always_on` (every request and job traced: the worst case; batch span processor\n")
+	p("   at its defaults), and `loadgen scrape` GETs `/metrics` every second as Prometheus would, from serve's\n")
+	p("   readiness to its stop. Sink and scraper share the two CPUs with serve, PostgreSQL and the load generator.\n")
+	p("7. **End to end through the sandbox** — `bin/sandbox serve` with no faults and no added latency, its\n")
 	p("   rate limits lifted (`--ghl-burst -1 --ghl-daily -1 --aloware-per-minute -1`), and serve with the\n")
 	p("   default workers on a fresh database `df_bench_e2e`, pointed at it as `make run` does (sandbox\n")
 	p("   credentials, `GHL_BASE_URL` … `CLERK_API_URL`, `GHL_WEBHOOK_PUBLIC_KEY` of a key the bench generates).\n")
@@ -314,7 +332,7 @@ func renderReport(r *benchRun, facts []fact) string {
 	p("   at half the end-to-end rate for the phase duration, on fresh phone numbers. The load is bounded by\n")
 	p("   a number of events rather than time because the queue, not intake, sets the pace: a closed loop\n")
 	p("   for the full duration would leave a backlog of intake-rate × duration events to wait for.\n")
-	p("7. **RSS** — `VmHWM` of the serve process from `/proc/PID/status` at the end of each serve run; the largest is reported.\n")
+	p("8. **RSS** — `VmHWM` of the serve process from `/proc/PID/status` at the end of each serve run; the largest is reported.\n")
 	p("   Serve's CPU time (`/proc/PID/stat`) per request of phases 2–3 is shown as a figure less sensitive to a noisy neighbour.\n\n")
 
 	var notes []string
@@ -332,6 +350,7 @@ func renderReport(r *benchRun, facts []fact) string {
 	if r.MixedDrain != nil {
 		notes = append(notes, "statuses at the end of the run: "+formatCounts(r.MixedDrain.FinalStatuses))
 	}
+	notes = append(notes, obsNotes(r)...)
 	notes = append(notes, e2eNotes(r)...)
 	if len(notes) > 0 {
 		p("## Notes of this run\n\n")

@@ -149,13 +149,24 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 	}
 
 	metrics := observe.NewMetrics(observe.Component(log, "metrics"))
-	errs := errgroups.New(st, observe.Component(log, "errgroups"))
+	egOpts := []errgroups.Option{errgroups.WithRedact(observe.NewRedactor(cfg.Secrets()))}
+	if cfg.SentryDSN != "" {
+		fwd, err := errgroups.NewSentry(cfg.SentryDSN, errgroups.SentryOptions{Environment: cfg.Env, ServerName: cfg.InstanceID})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		egOpts = append(egOpts, errgroups.WithForwarder(fwd))
+		log.Info().Msg("error groups are also sent to Sentry (SENTRY_DSN)")
+	}
+	errs := errgroups.New(st, observe.Component(log, "errgroups"), egOpts...)
 	obs := observers{metrics, errorGroupObserver{errs}}
 	if observe.TracingEnabled() {
 		obs = append(obs, tracingObserver{})
 	}
 	ups, err := NewUpstreams(cfg, obs)
 	if err != nil {
+		errs.Close(0)
 		st.Close()
 		return nil, err
 	}
@@ -316,7 +327,8 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	cancel()
 	s.commit.Stop()
 	stopWorkers()
-	workers.Wait()
+	workers.Wait()                       // the error groups' last flush included
+	s.ErrorGroups.Close(5 * time.Second) // send what Sentry still buffers
 	s.log.Info().Msg("stopped")
 	return err
 }

@@ -20,7 +20,7 @@ type ErrorGroup struct {
 
 var (
 	reUUID   = regexp.MustCompile(`\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b`)
-	reEmail  = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)
+	reEmail  = regexp.MustCompile(`[A-Za-z0-9._%+*-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`) // * : a masked address
 	reHex    = regexp.MustCompile(`\b(?:0x)?[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b|\b(?:0x)?[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b`)
 	reNumber = regexp.MustCompile(`[+-]?\d+(?:\.\d+)?`)
 	reQuoted = regexp.MustCompile(`"[^"]{0,200}"`)
@@ -71,7 +71,19 @@ func errorClass(err error) string {
 
 // Fingerprint groups err for the error_groups table.
 func Fingerprint(component string, err error) ErrorGroup {
-	g := ErrorGroup{Component: component, Class: errorClass(err), Message: NormalizeMessage(err.Error())}
+	return FingerprintScrubbed(component, err, nil)
+}
+
+// FingerprintScrubbed is Fingerprint over scrub(err.Error()) (nil: the
+// message as is), so that a secret inside an error message never reaches
+// the normalised message, and a masked phone or email normalises like a
+// plain one.
+func FingerprintScrubbed(component string, err error, scrub func(string) string) ErrorGroup {
+	msg := err.Error()
+	if scrub != nil {
+		msg = scrub(msg)
+	}
+	g := ErrorGroup{Component: component, Class: errorClass(err), Message: NormalizeMessage(msg)}
 	sum := sha256.Sum256([]byte(g.Component + "\x00" + g.Class + "\x00" + g.Message))
 	g.Fingerprint = hex.EncodeToString(sum[:12])
 	return g

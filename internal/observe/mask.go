@@ -194,3 +194,11 @@ func (rd redactor) scrub(s string) string {
 	}
 	return MaskPII(s)
 }
+
+// NewRedactor returns the scrubbing the log writer applies to every string:
+// configured secret values replaced with Redacted, then emails and phone
+// numbers masked. Text leaving the process by another road (Sentry events,
+// error_groups samples) goes through it too.
+func NewRedactor(secrets []string) func(string) string {
+	return newRedactor(secrets).scrub
+}
