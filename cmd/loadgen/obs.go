@@ -79,6 +79,7 @@ func cmdOTLPSink(ctx context.Context, args []string) error {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		w.WriteHeader(http.StatusOK) // empty body = empty ExportTraceServiceResponse
 	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {}) // readiness probe, not counted
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		rejected.Add(1)
 		http.NotFound(w, r)
