@@ -151,4 +151,9 @@ func JobQueue(st *store.Store, o QueueOptions) Checker {
 	}}
 }
 
+// Static reports a fixed state, for upstreams whose clients are not wired yet.
+func Static(name, status, message string) Checker {
+	return CheckFunc{N: name, F: func(context.Context) Check { return Check{Status: status, Message: message} }}
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
