@@ -151,23 +151,29 @@ func cmdDrain(ctx context.Context, args []string) error {
 	}
 	res.Started, res.Finished = res.Started.UTC(), res.Finished.UTC()
 
-	res.FinalStatuses = map[string]int64{}
-	rows, err := conn.Query(ctx, `SELECT status, count(*) FROM webhook_events GROUP BY status`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var s string
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return err
-		}
-		res.FinalStatuses[s] = n
-	}
-	if err := rows.Err(); err != nil {
+	if res.FinalStatuses, err = countBy(ctx, conn, `SELECT status, count(*) FROM webhook_events GROUP BY status`); err != nil {
 		return err
 	}
 	logf("drain: %d rows in %.2fs = %.0f/s (server timestamps: %.0f/s); statuses %v",
 		res.Processed, res.WallS, res.PerSecond, res.ServerPerSecond, res.FinalStatuses)
 	return writeJSON(res)
+}
+
+// countBy runs a "SELECT key, count(*) … GROUP BY key" query into a map.
+func countBy(ctx context.Context, conn *pgx.Conn, sql string, args ...any) (map[string]int64, error) {
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return nil, err
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
 }

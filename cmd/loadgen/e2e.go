@@ -117,21 +117,13 @@ func cmdE2E(ctx context.Context, args []string) error {
 	}
 	res.WaitedS = time.Since(start).Seconds()
 
-	rows, err := conn.Query(ctx, `SELECT status, count(*) FROM webhook_events WHERE received_at >= $1 GROUP BY status`, since)
+	statuses, err := countBy(ctx, conn, `SELECT status, count(*) FROM webhook_events WHERE received_at >= $1 GROUP BY status`, since)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var s string
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return err
-		}
+	for s, n := range statuses {
 		res.Statuses[s] = n
 		res.Events += n
-	}
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	res.Done = res.Statuses["done"]
 	res.AllDone = res.Events > 0 && res.Done == res.Events
@@ -184,45 +176,26 @@ func cmdE2E(ctx context.Context, args []string) error {
 		}
 	}
 
-	rows, err = conn.Query(ctx, `SELECT status, count(*) FROM sync_log WHERE started_at >= $1 GROUP BY status`, since)
+	syncLog, err := countBy(ctx, conn, `SELECT status, count(*) FROM sync_log WHERE started_at >= $1 GROUP BY status`, since)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var s string
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return err
-		}
+	for s, n := range syncLog {
 		res.SyncLog[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM contact_mappings WHERE created_at >= $1`, since).Scan(&res.ContactMappings); err != nil {
 		return err
 	}
 
-	rows, err = conn.Query(ctx, `SELECT coalesce(left(error_message, 200), '(no message)') AS m, count(*)
+	samples, err := countBy(ctx, conn, `SELECT coalesce(left(error_message, 200), '(no message)') AS m, count(*)
 		FROM webhook_events
 		WHERE received_at >= $1 AND (status <> 'done' OR attempts > 1)
 		GROUP BY m ORDER BY count(*) DESC LIMIT 10`, since)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var m string
-		var n int64
-		if err := rows.Scan(&m, &n); err != nil {
-			return err
-		}
-		if res.ErrorSamples == nil {
-			res.ErrorSamples = map[string]int64{}
-		}
-		res.ErrorSamples[m] = n
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	if len(samples) > 0 {
+		res.ErrorSamples = samples
 	}
 
 	logf("e2e: %d events, statuses %v; %.0f done/s from first intake to last done; intake→done p50 %.1f ms, p99 %.1f ms",
