@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/df-middleware/df-middleware/internal/alert"
 	"github.com/df-middleware/df-middleware/internal/config"
 	"github.com/df-middleware/df-middleware/internal/errgroups"
 	"github.com/df-middleware/df-middleware/internal/gateway"
@@ -55,6 +56,11 @@ func IntakeSettings(cfg config.Config) (intake.Settings, error) {
 		WebhookSecret:  []byte(cfg.VerityWebhookSecret),
 		AllowUnsigned:  cfg.AllowUnsignedWebhooks && cfg.Env != config.EnvProduction,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
+		RateLimits:     map[string]intake.RateLimit{},
+	}
+	for _, src := range config.WebhookSources {
+		rt := cfg.IntakeRateFor(src)
+		set.RateLimits[src] = intake.RateLimit{Limit: float64(rt.Limit), Burst: rt.Burst}
 	}
 	edKey := cfg.GHLWebhookPublicKey
 	if edKey == "" {
@@ -105,10 +111,14 @@ type Service struct {
 	Metrics   *observe.Metrics
 	// ErrorGroups counts failures by fingerprint into error_groups.
 	ErrorGroups *errgroups.Recorder
-	log         zerolog.Logger
-	ready       atomic.Bool
-	commit      *intake.Committer
-	mcp         atomic.Pointer[http.Handler]
+	// Alerts are the alert rules' settings; the leader evaluates them.
+	Alerts        alert.Settings
+	alertCounters *alert.Counters
+	alertWatch    *alert.DatabaseWatch
+	log           zerolog.Logger
+	ready         atomic.Bool
+	commit        *intake.Committer
+	mcp           atomic.Pointer[http.Handler]
 }
 
 // New opens the database, applies migrations when configured to, and builds
@@ -160,7 +170,9 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		log.Info().Msg("error groups are also sent to Sentry (SENTRY_DSN)")
 	}
 	errs := errgroups.New(st, observe.Component(log, "errgroups"), egOpts...)
-	obs := observers{metrics, errorGroupObserver{errs}}
+	alerts := AlertSettings(cfg)
+	counters := alert.NewCounters(alerts.Upstreams)
+	obs := observers{metrics, errorGroupObserver{errs}, counters}
 	if observe.TracingEnabled() {
 		obs = append(obs, tracingObserver{})
 	}
@@ -172,7 +184,11 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 	}
 	s := &Service{Config: cfg, Store: st, Registry: queue.NewRegistry(), Upstreams: ups, Metrics: metrics, ErrorGroups: errs, log: log}
 	s.Runner = queue.New(st, s.Registry, QueueConfig(cfg), observe.Component(log, "queue"))
-	s.Runner.OnExecuted, s.Runner.OnQuery = metrics.JobExecuted, metrics.ObserveQuery
+	s.Runner.OnExecuted = func(job store.Job, out store.Outcome, d time.Duration) {
+		metrics.JobExecuted(job, out, d)
+		counters.JobExecuted(job, out, d)
+	}
+	s.Runner.OnQuery = metrics.ObserveQuery
 	s.Runner.OnFinished = func(out store.Outcome, job queue.Job) {
 		metrics.JobFinished(out, job)
 		if out.Error != "" && (out.Status == store.StatusError || out.Status == store.StatusPending) {
@@ -198,6 +214,7 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		_, err := st.PruneRollups(ctx)
 		return err
 	}})
+	s.addAlerting(alerts, counters)
 	s.commit = intake.NewCommitter(st)
 	s.commit.OnQuery = metrics.ObserveQuery
 	ih := intake.NewHandler(set, s.commit, observe.Component(log, "intake"))
@@ -229,6 +246,48 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 		Metrics: metrics, MetricsToken: cfg.MetricsToken,
 	})
 	return s, nil
+}
+
+// AlertSettings turns configuration into the alert rules' settings.
+func AlertSettings(cfg config.Config) alert.Settings {
+	s := alert.DefaultSettings()
+	a := cfg.Alerts
+	s.Instance = cfg.InstanceID
+	s.EvalInterval, s.Window, s.For, s.DatabaseFor = a.EvalInterval, a.Window, a.For, a.DatabaseFor
+	s.QueueWarning, s.QueueCritical = int64(a.QueueWarning), int64(a.QueueCritical)
+	s.ErrorWarning, s.ErrorCritical, s.UpstreamFailure = a.ErrorWarning, a.ErrorCritical, a.UpstreamFailure
+	s.LatencyP95, s.ProcessingDelay, s.MinSamples = a.LatencyP95, a.ProcessingDelay, a.MinSamples
+	s.Slot, s.RetryBase = a.Slot, a.RetryBase
+	s.FlushEvery = min(s.FlushEvery, a.Slot/2)
+	s.WebhookURL, s.AlertmanagerURL = cfg.AlertWebhookURL, cfg.AlertmanagerURL
+	s.ExternalURL = cfg.ExternalURL
+	if s.ExternalURL == "" {
+		s.ExternalURL = "http://" + cfg.ListenAddr
+	}
+	return s
+}
+
+// addAlerting gives the leader its alert duties (evaluate, notify, push to
+// Alertmanager, prune counters) and every replica its database watch.
+func (s *Service) addAlerting(set alert.Settings, counters *alert.Counters) {
+	log := observe.Component(s.log, "alert")
+	s.Alerts, s.alertCounters = set, counters
+	eval := alert.NewEvaluator(s.Store, set, log)
+	notifier := alert.NewNotifier(s.Store, set, log)
+	s.alertWatch = alert.NewDatabaseWatch(s.Store, set, notifier, s.Runner.IsLeader, log)
+	s.Runner.AddDuty(queue.Duty{Name: "evaluate-alerts", Interval: set.EvalInterval, Run: func(ctx context.Context) error {
+		if _, err := eval.Evaluate(ctx); err != nil {
+			return err
+		}
+		return notifier.PushAlertmanager(ctx)
+	}})
+	// Delivery is its own duty, checked often, so a firing alert goes out
+	// within a second of its evaluation and retries keep their backoff.
+	s.Runner.AddDuty(queue.Duty{Name: "notify-alerts", Interval: 500 * time.Millisecond, Run: notifier.NotifyDue})
+	s.Runner.AddDuty(queue.Duty{Name: "prune-alert-counters", Interval: 10 * time.Minute, Run: func(ctx context.Context) error {
+		_, err := s.Store.PruneAlertCounters(ctx, max(time.Hour, 2*set.Window))
+		return err
+	}})
 }
 
 // eventTypeLabel names an event type for metrics: the registry's key when a
@@ -302,6 +361,8 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	var workers sync.WaitGroup
 	workers.Go(func() { _ = s.Runner.Run(workersCtx) })
 	workers.Go(func() { s.ErrorGroups.Run(workersCtx, time.Second) })
+	workers.Go(func() { s.alertCounters.Run(workersCtx, s.Store, s.Alerts, observe.Component(s.log, "alert")) })
+	workers.Go(func() { s.alertWatch.Run(workersCtx) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -139,7 +139,7 @@ func start(t *testing.T, extra map[string]string) *harness {
 		stopped: make(chan struct{}), stop: cancel}
 	go func() { _ = svc.Run(ctx, ln); close(h.stopped) }()
 	t.Cleanup(func() { cancel(); <-h.stopped })
-	h.st, err = store.Open(context.Background(), dbURL)
+	h.st, err = store.Open(context.Background(), cfg.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"runtime"
@@ -30,10 +31,22 @@ const (
 	DefaultPollInterval    = 2 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
 	DefaultMaxBodyBytes    = 1 << 20
+	// The intake limit per webhook source. The four sources together
+	// (8,000 a second) stay below what intake commits on the reference
+	// machine (~10,000 a second on 2 cores, docs/benchmarks.md), so a flood
+	// is refused at the door before it queues up behind the database, while
+	// one source's normal traffic (the original service drained ~650
+	// events a second in all) is never limited. See docs/security.md.
+	DefaultIntakeRateLimit = 2000
+	DefaultIntakeRateBurst = 2 * DefaultIntakeRateLimit
 	DefaultGHLBaseURL      = "https://services.leadconnectorhq.com"
 	DefaultAlowareBaseURL  = "https://app.aloware.com"
 	DefaultClerkAPIURL     = "https://api.clerk.com/v1"
 )
+
+// WebhookSources are the intake sources, in the order their per-source
+// variables (DF_INTAKE_RATE_LIMIT_<SOURCE>) are read and listed.
+var WebhookSources = []string{"ghl", "aloware", "texting", "broadcast"}
 
 // MCP toolset names accepted in DF_MCP_TOOLSETS.
 var validToolsets = []string{"ops", "events", "sync", "broadcasts", "all"}
@@ -57,6 +70,10 @@ type Config struct {
 	ShutdownTimeout      time.Duration // DF_SHUTDOWN_TIMEOUT
 	MaxBodyBytes         int64         // DF_MAX_BODY_BYTES
 	AutoMigrate          bool          // DF_AUTO_MIGRATE
+	// Per-source token bucket of webhook intake (429 beyond it); see
+	// IntakeRateFor for the rate a source actually gets.
+	IntakeRate         IntakeRate            // DF_INTAKE_RATE_LIMIT, DF_INTAKE_RATE_BURST
+	IntakeRateOverride map[string]IntakeRate // DF_INTAKE_RATE_LIMIT_<SOURCE>, DF_INTAKE_RATE_BURST_<SOURCE>; only sources with one set
 
 	AdminSecret           string // DF_ADMIN_SECRET; admin API off when empty
 	MiddlewareAPIKey      string // DF_MIDDLEWARE_API_KEY
@@ -85,6 +102,8 @@ type Config struct {
 
 	AlertWebhookURL string // ALERT_WEBHOOK_URL
 	AlertmanagerURL string // ALERTMANAGER_URL
+	ExternalURL     string // DF_EXTERNAL_URL: where operators reach this service (externalURL of alert notifications)
+	Alerts          AlertConfig
 	SentryDSN       string // SENTRY_DSN
 
 	MCPAllowedUsers []string // DF_MCP_ALLOWED_USERS: Clerk user ids admitted to /mcp with a session JWT
@@ -95,6 +114,26 @@ type Config struct {
 	MetricsToken string // DF_METRICS_TOKEN: Bearer token required by GET /metrics when set
 
 	InstanceID string // DF_INSTANCE_ID; default hostname-<6 hex>
+}
+
+// AlertConfig holds the alert rules' thresholds and the evaluator's timing
+// (internal/alert; docs/alerting.md). The defaults are the operations
+// document's.
+type AlertConfig struct {
+	EvalInterval    time.Duration // DF_ALERT_EVAL_INTERVAL: how often the leader evaluates (15s)
+	Window          time.Duration // DF_ALERT_WINDOW: rate and percentile window (5m)
+	For             time.Duration // DF_ALERT_FOR: how long a rate or latency condition must hold (5m)
+	DatabaseFor     time.Duration // DF_ALERT_DATABASE_FOR: database unreachable this long (1m)
+	QueueWarning    int           // DF_ALERT_QUEUE_WARNING (500)
+	QueueCritical   int           // DF_ALERT_QUEUE_CRITICAL (1000)
+	ErrorWarning    float64       // DF_ALERT_ERROR_RATE_WARNING (0.01)
+	ErrorCritical   float64       // DF_ALERT_ERROR_RATE_CRITICAL (0.05)
+	UpstreamFailure float64       // DF_ALERT_UPSTREAM_FAILURE_RATE (0.10)
+	LatencyP95      time.Duration // DF_ALERT_LATENCY_P95 (5s)
+	ProcessingDelay time.Duration // DF_ALERT_PROCESSING_DELAY (10m)
+	MinSamples      int           // DF_ALERT_MIN_SAMPLES: runs or calls in the window below which a rate is not judged (10)
+	Slot            time.Duration // DF_ALERT_SLOT: width of one alert_counters slot (10s)
+	RetryBase       time.Duration // DF_ALERT_RETRY_BASE: first retry of a failed notification, doubled up to 5m (1s)
 }
 
 // Load reads the configuration through getenv (os.Getenv in production),
@@ -122,6 +161,8 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownTimeout:      r.duration("DF_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 		MaxBodyBytes:         int64(r.int("DF_MAX_BODY_BYTES", DefaultMaxBodyBytes, 1)),
 		AutoMigrate:          r.bool("DF_AUTO_MIGRATE", true),
+		IntakeRate:           r.intakeRate(""),
+		IntakeRateOverride:   map[string]IntakeRate{},
 
 		AdminSecret:           r.str("DF_ADMIN_SECRET"),
 		MiddlewareAPIKey:      r.str("DF_MIDDLEWARE_API_KEY"),
@@ -150,6 +191,8 @@ func Load(getenv func(string) string) (Config, error) {
 
 		AlertWebhookURL: r.url("ALERT_WEBHOOK_URL", ""),
 		AlertmanagerURL: r.url("ALERTMANAGER_URL", ""),
+		ExternalURL:     r.url("DF_EXTERNAL_URL", ""),
+		Alerts:          r.alerts(),
 		SentryDSN:       r.str("SENTRY_DSN"),
 
 		MCPHTTPToken:    r.str("DF_MCP_HTTP_TOKEN"),
@@ -162,6 +205,11 @@ func Load(getenv func(string) string) (Config, error) {
 		InstanceID: r.str("DF_INSTANCE_ID"),
 	}
 	c.ListenAddr = r.listenAddr()
+	for _, src := range WebhookSources {
+		if rt, ok := r.intakeRateOverride(src, c.IntakeRate); ok {
+			c.IntakeRateOverride[src] = rt
+		}
+	}
 	if c.InstanceID == "" {
 		c.InstanceID = defaultInstanceID()
 	}
@@ -243,7 +291,7 @@ func (c Config) Secrets() []string {
 // without credentials or query; the alert webhook shows only its origin
 // because its path is often itself a token (Slack-style hooks).
 func (c Config) Redacted() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		"DF_ENV":                        c.Env,
 		"DF_LISTEN_ADDR":                c.ListenAddr,
 		"DATABASE_URL":                  setOrUnset(c.DatabaseURL),
@@ -259,6 +307,8 @@ func (c Config) Redacted() map[string]string {
 		"DF_SHUTDOWN_TIMEOUT":           c.ShutdownTimeout.String(),
 		"DF_MAX_BODY_BYTES":             strconv.FormatInt(c.MaxBodyBytes, 10),
 		"DF_AUTO_MIGRATE":               strconv.FormatBool(c.AutoMigrate),
+		"DF_INTAKE_RATE_LIMIT":          strconv.Itoa(c.IntakeRate.Limit),
+		"DF_INTAKE_RATE_BURST":          strconv.Itoa(c.IntakeRate.Burst),
 
 		"DF_ADMIN_SECRET":            setOrUnset(c.AdminSecret),
 		"DF_MIDDLEWARE_API_KEY":      setOrUnset(c.MiddlewareAPIKey),
@@ -297,6 +347,27 @@ func (c Config) Redacted() map[string]string {
 
 		"DF_INSTANCE_ID": c.InstanceID,
 	}
+	for src, rt := range c.IntakeRateOverride {
+		m["DF_INTAKE_RATE_LIMIT_"+strings.ToUpper(src)] = strconv.Itoa(rt.Limit)
+		m["DF_INTAKE_RATE_BURST_"+strings.ToUpper(src)] = strconv.Itoa(rt.Burst)
+	}
+	return m
+}
+
+// IntakeRate is one webhook source's token bucket: Limit deliveries a
+// second on average, Burst at once. Limit 0 switches limiting off.
+type IntakeRate struct {
+	Limit int
+	Burst int
+}
+
+// IntakeRateFor returns the bucket of a webhook source: its override when
+// one is set, else the common DF_INTAKE_RATE_LIMIT / DF_INTAKE_RATE_BURST.
+func (c Config) IntakeRateFor(source string) IntakeRate {
+	if rt, ok := c.IntakeRateOverride[source]; ok {
+		return rt
+	}
+	return c.IntakeRate
 }
 
 // FieldError is one configuration problem. Its message is one sentence
@@ -361,4 +432,46 @@ func defaultInstanceID() string {
 	var b [3]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (it crashes instead)
 	return fmt.Sprintf("%s-%s", host, hex.EncodeToString(b[:]))
+}
+
+// intakeRate reads DF_INTAKE_RATE_LIMIT<suffix> (default
+// DefaultIntakeRateLimit; 0 = off) and DF_INTAKE_RATE_BURST<suffix>; a
+// burst left unset is twice its limit.
+func (r *reader) intakeRate(suffix string) IntakeRate {
+	limitVar, burstVar := "DF_INTAKE_RATE_LIMIT"+suffix, "DF_INTAKE_RATE_BURST"+suffix
+	rt := IntakeRate{Limit: r.int(limitVar, DefaultIntakeRateLimit, 0)}
+	rt.Burst = r.int(burstVar, twice(rt.Limit), 0)
+	if rt.Limit > 0 && rt.Burst == 0 {
+		// A bucket that holds no token refuses everything: never what was meant.
+		r.problem(burstVar, "must be 1 or more while %s is on; set %s=0 to switch intake rate limiting off", limitVar, limitVar)
+	}
+	return rt
+}
+
+// intakeRateOverride reads the per-source variables of source; ok is false
+// when neither is set (the source shares common). An override of the limit
+// alone gets twice that limit as its burst; of the burst alone, the common
+// limit.
+func (r *reader) intakeRateOverride(source string, common IntakeRate) (IntakeRate, bool) {
+	suffix := "_" + strings.ToUpper(source)
+	switch {
+	case r.str("DF_INTAKE_RATE_LIMIT"+suffix) != "":
+		return r.intakeRate(suffix), true
+	case r.str("DF_INTAKE_RATE_BURST"+suffix) != "":
+		burstVar := "DF_INTAKE_RATE_BURST" + suffix
+		rt := IntakeRate{Limit: common.Limit, Burst: r.int(burstVar, common.Burst, 0)}
+		if rt.Limit > 0 && rt.Burst == 0 {
+			r.problem(burstVar, "must be 1 or more while intake rate limiting is on")
+		}
+		return rt, true
+	}
+	return IntakeRate{}, false
+}
+
+// twice is 2n, saturating instead of overflowing.
+func twice(n int) int {
+	if n > math.MaxInt/2 {
+		return math.MaxInt
+	}
+	return 2 * n
 }

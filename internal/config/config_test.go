@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"maps"
+	"math"
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,10 +45,17 @@ func TestLoadDefaults(t *testing.T) {
 		{"MCPReadOnly", c.MCPReadOnly, false},
 		{"MCPToolsets", strings.Join(c.MCPToolsets, ","), "all"},
 		{"AllowedEvents", len(c.AlowareWebhookAllowedEvents), 0},
+		{"IntakeRate", c.IntakeRate, IntakeRate{Limit: DefaultIntakeRateLimit, Burst: DefaultIntakeRateBurst}},
+		{"IntakeRateOverride", len(c.IntakeRateOverride), 0},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
 			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	for _, src := range WebhookSources {
+		if got := c.IntakeRateFor(src); got != (IntakeRate{Limit: 2000, Burst: 4000}) {
+			t.Errorf("IntakeRateFor(%s) = %+v, want 2000/s, burst 4000", src, got)
 		}
 	}
 	if !regexp.MustCompile(`^.+-[0-9a-f]{6}$`).MatchString(c.InstanceID) {
@@ -125,6 +134,14 @@ func TestLoadProblems(t *testing.T) {
 		{"zero duration", map[string]string{"DF_POLL_INTERVAL": "0s"}, []string{"DF_POLL_INTERVAL"}},
 		{"negative duration", map[string]string{"DF_SHUTDOWN_TIMEOUT": "-5s"}, []string{"DF_SHUTDOWN_TIMEOUT"}},
 		{"zero body", map[string]string{"DF_MAX_BODY_BYTES": "0"}, []string{"DF_MAX_BODY_BYTES"}},
+		{"intake rate not a number", map[string]string{"DF_INTAKE_RATE_LIMIT": "fast"}, []string{"DF_INTAKE_RATE_LIMIT"}},
+		{"negative intake rate", map[string]string{"DF_INTAKE_RATE_LIMIT": "-1"}, []string{"DF_INTAKE_RATE_LIMIT"}},
+		{"fractional intake rate", map[string]string{"DF_INTAKE_RATE_LIMIT": "2.5"}, []string{"DF_INTAKE_RATE_LIMIT"}},
+		{"negative intake burst", map[string]string{"DF_INTAKE_RATE_BURST": "-4"}, []string{"DF_INTAKE_RATE_BURST"}},
+		{"zero burst while limiting", map[string]string{"DF_INTAKE_RATE_BURST": "0"}, []string{"DF_INTAKE_RATE_BURST", "DF_INTAKE_RATE_LIMIT=0"}},
+		{"bad source rate", map[string]string{"DF_INTAKE_RATE_LIMIT_GHL": "lots"}, []string{"DF_INTAKE_RATE_LIMIT_GHL"}},
+		{"zero source burst", map[string]string{"DF_INTAKE_RATE_LIMIT_ALOWARE": "10", "DF_INTAKE_RATE_BURST_ALOWARE": "0"}, []string{"DF_INTAKE_RATE_BURST_ALOWARE"}},
+		{"zero source burst alone", map[string]string{"DF_INTAKE_RATE_BURST_TEXTING": "0"}, []string{"DF_INTAKE_RATE_BURST_TEXTING"}},
 		{"bad bool", map[string]string{"DF_AUTO_MIGRATE": "yes please"}, []string{"DF_AUTO_MIGRATE"}},
 		{"bad read only", map[string]string{"DF_MCP_READ_ONLY": "maybe"}, []string{"DF_MCP_READ_ONLY"}},
 		{"port zero", map[string]string{"PORT": "0"}, []string{"PORT"}},
@@ -173,6 +190,67 @@ func TestLoadProblems(t *testing.T) {
 			var fe *FieldError
 			if !errors.As(err, &fe) || fe.Var == "" {
 				t.Errorf("error %v holds no *FieldError", err)
+			}
+		})
+	}
+}
+
+func TestIntakeRate(t *testing.T) {
+	off := IntakeRate{}
+	def := IntakeRate{Limit: DefaultIntakeRateLimit, Burst: DefaultIntakeRateBurst}
+	tests := []struct {
+		name   string
+		env    map[string]string
+		want   map[string]IntakeRate // by source; sources not named get the common rate
+		common IntakeRate
+	}{
+		{"defaults", nil, nil, def},
+		{"limit sets a burst of twice it", map[string]string{"DF_INTAKE_RATE_LIMIT": "50"}, nil, IntakeRate{50, 100}},
+		{"limit and burst", map[string]string{"DF_INTAKE_RATE_LIMIT": " 50 ", "DF_INTAKE_RATE_BURST": "7"}, nil, IntakeRate{50, 7}},
+		{"zero switches it off", map[string]string{"DF_INTAKE_RATE_LIMIT": "0"}, nil, off},
+		{"off ignores the burst", map[string]string{"DF_INTAKE_RATE_LIMIT": "0", "DF_INTAKE_RATE_BURST": "9"}, nil, IntakeRate{0, 9}},
+		{"burst alone keeps the default limit", map[string]string{"DF_INTAKE_RATE_BURST": "1"}, nil, IntakeRate{DefaultIntakeRateLimit, 1}},
+		{"huge limit saturates the burst", map[string]string{"DF_INTAKE_RATE_LIMIT": strconv.Itoa(math.MaxInt)}, nil, IntakeRate{math.MaxInt, math.MaxInt}},
+		{"source limit override", map[string]string{"DF_INTAKE_RATE_LIMIT_GHL": "10"},
+			map[string]IntakeRate{"ghl": {10, 20}}, def},
+		{"source override of both", map[string]string{"DF_INTAKE_RATE_LIMIT_TEXTING": "5", "DF_INTAKE_RATE_BURST_TEXTING": "6"},
+			map[string]IntakeRate{"texting": {5, 6}}, def},
+		{"source burst override keeps the common limit", map[string]string{"DF_INTAKE_RATE_LIMIT": "30", "DF_INTAKE_RATE_BURST_BROADCAST": "3"},
+			map[string]IntakeRate{"broadcast": {30, 3}}, IntakeRate{30, 60}},
+		{"one source off, the others on", map[string]string{"DF_INTAKE_RATE_LIMIT_ALOWARE": "0"},
+			map[string]IntakeRate{"aloware": off}, def},
+		{"one source on, the others off", map[string]string{"DF_INTAKE_RATE_LIMIT": "0", "DF_INTAKE_RATE_LIMIT_GHL": "100"},
+			map[string]IntakeRate{"ghl": {100, 200}}, off},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(getenv(tt.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.IntakeRate != tt.common {
+				t.Errorf("IntakeRate = %+v, want %+v", c.IntakeRate, tt.common)
+			}
+			if len(c.IntakeRateOverride) != len(tt.want) {
+				t.Errorf("IntakeRateOverride = %+v, want overrides of %+v only", c.IntakeRateOverride, tt.want)
+			}
+			for _, src := range WebhookSources {
+				want, ok := tt.want[src]
+				if !ok {
+					want = tt.common
+				}
+				if got := c.IntakeRateFor(src); got != want {
+					t.Errorf("IntakeRateFor(%s) = %+v, want %+v", src, got, want)
+				}
+			}
+			red := c.Redacted()
+			if red["DF_INTAKE_RATE_LIMIT"] != strconv.Itoa(tt.common.Limit) || red["DF_INTAKE_RATE_BURST"] != strconv.Itoa(tt.common.Burst) {
+				t.Errorf("Redacted() shows %s/%s, want %+v", red["DF_INTAKE_RATE_LIMIT"], red["DF_INTAKE_RATE_BURST"], tt.common)
+			}
+			for src, want := range tt.want {
+				if got := red["DF_INTAKE_RATE_LIMIT_"+strings.ToUpper(src)]; got != strconv.Itoa(want.Limit) {
+					t.Errorf("Redacted() shows %s limit %q, want %d", src, got, want.Limit)
+				}
 			}
 		})
 	}

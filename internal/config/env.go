@@ -163,3 +163,50 @@ func (r *reader) listenAddr() string {
 	}
 	return addr
 }
+
+// fraction reads a number in (0, 1].
+func (r *reader) fraction(name string, def float64) float64 {
+	raw := r.str(name)
+	if raw == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(raw, 64)
+	if err != nil || !(f > 0 && f <= 1) {
+		r.problem(name, "must be a fraction above 0 and at most 1 (0.05 = 5%%), got %q", raw)
+		return def
+	}
+	return f
+}
+
+// alerts reads the alert rules' settings.
+func (r *reader) alerts() AlertConfig {
+	a := AlertConfig{
+		EvalInterval:    r.duration("DF_ALERT_EVAL_INTERVAL", 15*time.Second),
+		Window:          r.duration("DF_ALERT_WINDOW", 5*time.Minute),
+		For:             r.duration("DF_ALERT_FOR", 5*time.Minute),
+		DatabaseFor:     r.duration("DF_ALERT_DATABASE_FOR", time.Minute),
+		QueueWarning:    r.int("DF_ALERT_QUEUE_WARNING", 500, 1),
+		QueueCritical:   r.int("DF_ALERT_QUEUE_CRITICAL", 1000, 1),
+		ErrorWarning:    r.fraction("DF_ALERT_ERROR_RATE_WARNING", 0.01),
+		ErrorCritical:   r.fraction("DF_ALERT_ERROR_RATE_CRITICAL", 0.05),
+		UpstreamFailure: r.fraction("DF_ALERT_UPSTREAM_FAILURE_RATE", 0.10),
+		LatencyP95:      r.duration("DF_ALERT_LATENCY_P95", 5*time.Second),
+		ProcessingDelay: r.duration("DF_ALERT_PROCESSING_DELAY", 10*time.Minute),
+		MinSamples:      r.int("DF_ALERT_MIN_SAMPLES", 10, 1),
+		Slot:            r.duration("DF_ALERT_SLOT", 10*time.Second),
+		RetryBase:       r.duration("DF_ALERT_RETRY_BASE", time.Second),
+	}
+	if a.Slot < time.Second || a.Slot > time.Minute {
+		r.problem("DF_ALERT_SLOT", "must be between 1s and 1m, got %s", a.Slot)
+	}
+	if a.Window < a.Slot {
+		r.problem("DF_ALERT_WINDOW", "must be at least DF_ALERT_SLOT (%s), got %s", a.Slot, a.Window)
+	}
+	if a.QueueWarning > a.QueueCritical {
+		r.problem("DF_ALERT_QUEUE_WARNING", "must not be above DF_ALERT_QUEUE_CRITICAL (%d), got %d", a.QueueCritical, a.QueueWarning)
+	}
+	if a.ErrorWarning > a.ErrorCritical {
+		r.problem("DF_ALERT_ERROR_RATE_WARNING", "must not be above DF_ALERT_ERROR_RATE_CRITICAL (%g), got %g", a.ErrorCritical, a.ErrorWarning)
+	}
+	return a
+}

@@ -54,10 +54,7 @@ var ErrNotCatalogued = errors.New("endpoint not in the gateway catalogue")
 // returns the clean path to call. It refuses absolute URLs, other hosts,
 // traversal, encoded characters and anything not catalogued.
 func Resolve(method, endpoint string) (string, error) {
-	method = strings.ToUpper(strings.TrimSpace(method))
-	if method == "" {
-		method = http.MethodGet
-	}
+	method = normalizeMethod(method)
 	if endpoint == "" || endpoint[0] != '/' || strings.HasPrefix(endpoint, "//") {
 		return "", fmt.Errorf("%w: endpoint must be a path starting with a single / (got %q)", ErrNotCatalogued, truncate(endpoint, 100))
 	}
@@ -86,6 +83,16 @@ func Resolve(method, endpoint string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%w: %s %s; GET /api/verity lists what is forwarded", ErrNotCatalogued, method, truncate(endpoint, 100))
+}
+
+// normalizeMethod is the method Resolve checks and ServeProxy sends: one
+// function, so the method forwarded is always the one that was checked.
+func normalizeMethod(m string) string {
+	m = strings.ToUpper(strings.TrimSpace(m))
+	if m == "" {
+		return http.MethodGet
+	}
+	return m
 }
 
 func truncate(s string, n int) string {
@@ -214,10 +221,7 @@ func (h *Handler) ServeProxy(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusServiceUnavailable, "Verity is not configured: set VERITY_BASE_URL and CLERK_SECRET_KEY")
 		return
 	}
-	method := strings.ToUpper(req.Method)
-	if method == "" {
-		method = http.MethodGet
-	}
+	method := normalizeMethod(req.Method)
 	var body []byte
 	if method != http.MethodGet && len(req.Body) > 0 {
 		body = req.Body

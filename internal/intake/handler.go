@@ -28,7 +28,11 @@ type Settings struct {
 	AllowUnsigned  bool     // development only; config refuses it in production
 	MaxBodyBytes   int64
 	MaxSkew        time.Duration
-	Now            func() time.Time
+	// RateLimits is the token bucket of each source (keyed by Source*);
+	// a source that is missing or has Limit 0 is not limited.
+	RateLimits map[string]RateLimit
+	// Now is the clock of the timestamp check and the rate limiters.
+	Now func() time.Time
 }
 
 // Handler serves POST /api/webhooks/{source}.
@@ -37,6 +41,7 @@ type Handler struct {
 	committer *Committer
 	log       zerolog.Logger
 	allowed   map[string]bool
+	limiters  map[string]*sourceLimiter // only the limited sources
 	// OnStored is called after a new event is durable (wakes local workers).
 	OnStored func()
 	// OnOutcome, when set, is called once per delivery to a known source
@@ -62,7 +67,7 @@ func NewHandler(set Settings, c *Committer, log zerolog.Logger) *Handler {
 	if set.Now == nil {
 		set.Now = time.Now
 	}
-	h := &Handler{set: set, committer: c, log: log}
+	h := &Handler{set: set, committer: c, log: log, limiters: newLimiters(set.RateLimits)}
 	if len(set.AlowareAllowed) > 0 {
 		h.allowed = map[string]bool{}
 		for _, e := range set.AlowareAllowed {
@@ -138,8 +143,9 @@ func (h *Handler) verify(source string, r *http.Request, body []byte) error {
 	return ErrUnknownSource
 }
 
-// ServeHTTP checks, parses and stores one delivery. Order matters: size,
-// then signature (nothing unsigned is parsed further or stored), then shape.
+// ServeHTTP checks, parses and stores one delivery. Order matters: the
+// source's rate limit (before a byte of the body is read), size, then
+// signature (nothing unsigned is parsed further or stored), then shape.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	source := r.PathValue("source")
 	switch source {
@@ -157,6 +163,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if msg := h.notConfigured(source); msg != "" {
 		h.outcome(source, "", observe.WebhookRefused, observe.ReasonNotConfigured)
 		WriteError(w, r, http.StatusServiceUnavailable, msg)
+		return
+	}
+	if h.rateLimited(w, r, source) {
 		return
 	}
 

@@ -47,6 +47,7 @@ const (
 	ReasonUnreadable     = "unreadable"
 	ReasonNotConfigured  = "not_configured"
 	ReasonDatabase       = "database"
+	ReasonRateLimited    = "rate_limited" // over the source's DF_INTAKE_RATE_LIMIT (429)
 )
 
 // Statements timed by database_query_duration_seconds (the query label).
@@ -63,7 +64,7 @@ var (
 	httpMethods    = set("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 	webhookOutcome = set(WebhookAccepted, WebhookDuplicate, WebhookIgnored, WebhookRefused, WebhookFailed)
 	refusalReasons = set(ReasonUnauthorized, ReasonStaleTimestamp, ReasonMalformed, ReasonTooLarge,
-		ReasonUnreadable, ReasonNotConfigured, ReasonDatabase)
+		ReasonUnreadable, ReasonNotConfigured, ReasonDatabase, ReasonRateLimited)
 	finalStatuses = set(store.StatusDone, store.StatusSkipped, store.StatusError)
 	jobStatuses   = set(store.StatusDone, store.StatusSkipped, store.StatusError, store.StatusPending)
 	syncStatuses  = set(store.SyncSuccess, store.SyncSkipped, store.SyncError)
