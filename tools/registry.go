@@ -21,9 +21,11 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/df-middleware/df-middleware/internal/health"
 	"github.com/df-middleware/df-middleware/internal/mcpctx"
+	"github.com/df-middleware/df-middleware/internal/observe"
 	"github.com/df-middleware/df-middleware/internal/queue"
 	"github.com/df-middleware/df-middleware/internal/store"
 	"github.com/df-middleware/df-middleware/internal/upstream/verity"
@@ -238,9 +240,16 @@ func (d *Deps) failure(ctx context.Context, tool string, err error, elapsed time
 }
 
 // actor is who a mutation is recorded as in audit_log.
+// actor is who the audit row names: the caller, and the request id and
+// trace id the call ran under (empty when there were none), so an audit row
+// leads to the access log line and the trace.
 func actor(ctx context.Context) store.Actor {
 	c := mcpctx.CallerFrom(ctx)
-	return store.Actor{Name: c.Name, Interface: c.Interface}
+	a := store.Actor{Name: c.Name, Interface: c.Interface, RequestID: observe.RequestID(ctx)}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		a.TraceID = sc.TraceID().String()
+	}
+	return a
 }
 
 // Annotation values, so that each tool spells out all four hints.

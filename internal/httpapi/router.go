@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/df-middleware/df-middleware/internal/gateway"
 	"github.com/df-middleware/df-middleware/internal/health"
@@ -107,8 +108,14 @@ func (a *api) mcp(w http.ResponseWriter, r *http.Request) {
 		intake.WriteError(w, r, http.StatusNotFound, "MCP over HTTP is not served by this process")
 		return
 	}
+	// JSON-RPC messages of tool calls are small; bound what a client (even
+	// an authenticated one) can make the server buffer.
+	r.Body = http.MaxBytesReader(w, r.Body, maxMCPBody)
 	h.ServeHTTP(w, r)
 }
+
+// maxMCPBody bounds one request to /mcp.
+const maxMCPBody = 4 << 20
 
 // mcpAuth admits a request bearing DF_MCP_HTTP_TOKEN (compared as SHA-256
 // digests in constant time) or a valid Clerk session JWT, and records who it
@@ -175,7 +182,11 @@ func (a *api) admin(next http.HandlerFunc) http.HandlerFunc {
 }
 
 func (a *api) actor(r *http.Request) store.Actor {
-	return store.Actor{Name: "admin", Interface: "admin-api", RequestID: observe.RequestID(r.Context())}
+	who := store.Actor{Name: "admin", Interface: "admin-api", RequestID: observe.RequestID(r.Context())}
+	if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+		who.TraceID = sc.TraceID().String()
+	}
+	return who
 }
 
 func (a *api) health(w http.ResponseWriter, r *http.Request) {

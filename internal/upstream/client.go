@@ -209,7 +209,12 @@ func defaultHTTPClient() *http.Client {
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
 	t.IdleConnTimeout = 90 * time.Second
-	return &http.Client{Transport: t}
+	// Never follow a redirect: it would carry the API key header (and, on
+	// 307/308, a token in the body) to wherever the Location points. A 3xx
+	// comes back as an answer, which the client reports as a failure.
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
 }
 
 // Name returns the upstream name.

@@ -477,3 +477,27 @@ func TestTransportForSDKs(t *testing.T) {
 		t.Errorf("observed %+v", rec.calls)
 	}
 }
+
+// A redirect is never followed: the API key would travel to whatever host
+// the Location names.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	var leaked atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Add(1)
+	}))
+	defer elsewhere.Close()
+	for _, code := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+"/steal", code)
+		}))
+		c := New(fastOptions(srv.URL, nil))
+		err := c.Do(context.Background(), Request{Method: "POST", Endpoint: "/m", Path: "/m", Body: map[string]string{"api_token": "secret"}}, nil)
+		srv.Close()
+		if err == nil {
+			t.Errorf("%d: a redirect answered as success", code)
+		}
+	}
+	if n := leaked.Load(); n != 0 {
+		t.Fatalf("the redirect target received %d requests", n)
+	}
+}
