@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/df-middleware/df-middleware/internal/mcpctx"
+	"github.com/df-middleware/df-middleware/internal/observe"
 	"github.com/df-middleware/df-middleware/internal/store"
 )
 
@@ -221,12 +224,13 @@ func TestGetEvent(t *testing.T) {
 
 type auditRecord struct {
 	actor, iface, action, target, reason string
-	details                              string
+	details, requestID, traceID          string
 }
 
 func (h *harness) audit(target string) []auditRecord {
 	h.t.Helper()
-	rows, err := h.st.Pool.Query(context.Background(), `SELECT actor, interface, action, target, coalesce(reason, ''), coalesce(details::text, '')
+	rows, err := h.st.Pool.Query(context.Background(), `SELECT actor, interface, action, target, coalesce(reason, ''), coalesce(details::text, ''),
+			coalesce(request_id, ''), coalesce(trace_id, '')
 		FROM audit_log WHERE $1 = '' OR target = $1 ORDER BY id`, target)
 	if err != nil {
 		h.t.Fatal(err)
@@ -235,7 +239,7 @@ func (h *harness) audit(target string) []auditRecord {
 	var out []auditRecord
 	for rows.Next() {
 		var a auditRecord
-		if err := rows.Scan(&a.actor, &a.iface, &a.action, &a.target, &a.reason, &a.details); err != nil {
+		if err := rows.Scan(&a.actor, &a.iface, &a.action, &a.target, &a.reason, &a.details, &a.requestID, &a.traceID); err != nil {
 			h.t.Fatal(err)
 		}
 		out = append(out, a)
@@ -248,7 +252,11 @@ func TestEventTransitionsAreAuditedWithTheCaller(t *testing.T) {
 	h := newHarness(t)
 	ids := h.insertEvents(2, textingEvent)
 	h.exec(`UPDATE webhook_events SET status = 'error', error_message = 'boom' WHERE id = $1`, ids[0])
-	httpCaller := ctxAs(mcpctx.HTTP, "clerk:user_42")
+	// Over HTTP the call runs under the request's id and a span: the audit
+	// row carries both.
+	traceID := trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled})
+	httpCaller := trace.ContextWithSpanContext(observe.WithRequestID(ctxAs(mcpctx.HTTP, "clerk:user_42"), "req-audit-1"), sc)
 
 	var r transitionResult
 	text := h.okCtx(httpCaller, "replay_event", map[string]any{"id": ids[0], "reason": "fixed the phone format"}, &r)
@@ -259,7 +267,8 @@ func TestEventTransitionsAreAuditedWithTheCaller(t *testing.T) {
 		t.Errorf("text: %s", text)
 	}
 	a := h.audit("event:" + ids[0])
-	if len(a) != 1 || a[0].actor != "clerk:user_42" || a[0].iface != "mcp-http" || a[0].action != "replay_event" || a[0].reason != "fixed the phone format" {
+	if len(a) != 1 || a[0].actor != "clerk:user_42" || a[0].iface != "mcp-http" || a[0].action != "replay_event" || a[0].reason != "fixed the phone format" ||
+		a[0].requestID != "req-audit-1" || a[0].traceID != traceID.String() {
 		t.Errorf("audit = %+v", a)
 	}
 
