@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sort"
@@ -37,6 +38,10 @@ func bindArgs(t mcp.Tool, req mcp.CallToolRequest, dst any) error {
 		var v any
 		if err := dec.Decode(&v); err != nil {
 			return fmt.Errorf("the arguments of %s are not valid JSON: %v", t.Name, err)
+		}
+		// Decode reads one value: anything after it makes the whole invalid.
+		if _, err := dec.Token(); err != io.EOF {
+			return fmt.Errorf("the arguments of %s are not valid JSON: unexpected data after the top-level value", t.Name)
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
