@@ -90,6 +90,9 @@ type Runner struct {
 	duties    []Duty
 	running   atomic.Bool
 
+	heldMu sync.Mutex
+	held   map[string]string // id → lease token of every claimed, not yet recorded job
+
 	// OnFinished, when set, is called after an outcome is committed (tests
 	// and metrics hook in here).
 	OnFinished func(store.Outcome, Job)
@@ -107,6 +110,7 @@ func New(st *store.Store, reg *Registry, cfg Config, log zerolog.Logger) *Runner
 		st: st, reg: reg, cfg: cfg.withDefaults(), log: log,
 		wake:      make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
+		held:      map[string]string{},
 	}
 	r.AddDuty(Duty{Name: "rescue-expired-leases", Interval: r.cfg.RescueInterval, Run: r.rescue})
 	return r
@@ -190,12 +194,17 @@ func (r *Runner) runWorkers(ctx context.Context) {
 	}
 	var completer sync.WaitGroup
 	completer.Go(func() { r.complete(commitCtx, outcomes) })
+	heartbeatCtx, stopHeartbeat := context.WithCancel(commitCtx)
+	var heartbeat sync.WaitGroup
+	heartbeat.Go(func() { r.renewLeases(heartbeatCtx) })
 
 	r.dispatch(ctx, jobs)
 	close(jobs)
 	execs.Wait()
 	close(outcomes)
 	completer.Wait()
+	stopHeartbeat()
+	heartbeat.Wait()
 
 	releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -234,12 +243,22 @@ func (r *Runner) dispatch(ctx context.Context, jobs chan<- claimedJob) {
 				return
 			}
 			failures++
-			wait := min(time.Duration(failures)*time.Second, 30*time.Second)
+			wait := min(time.Duration(failures)*time.Second, 10*time.Second)
 			r.log.Error().Err(err).Dur("retry_in", wait).Msg("claim failed")
-			sleep(ctx, wait)
+			// The LISTEN session wakes us as soon as it reconnects: after a
+			// database outage processing resumes with intake, not a backoff
+			// later.
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-r.wake:
+			case <-ctx.Done():
+			}
+			t.Stop()
 			continue
 		}
 		failures = 0
+		r.hold(claimed)
 		r.available.Add(-int64(len(claimed)))
 		// The lease runs from the claim; executors measure what is left of it.
 		leaseEnd := time.Now().Add(r.cfg.Lease * 9 / 10)
@@ -431,12 +450,14 @@ func (r *Runner) commit(ctx context.Context, batch []finished) {
 		}
 		if ctx.Err() != nil {
 			r.log.Error().Err(err).Int("events", len(outs)).Msg("could not record outcomes before shutdown; their leases will expire and the events run again")
+			r.unhold(outs)
 			return
 		}
 		wait := min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)
 		r.log.Error().Err(err).Int("events", len(outs)).Dur("retry_in", wait).Msg("recording outcomes failed")
 		sleep(ctx, wait)
 	}
+	r.unhold(outs)
 	ok := make(map[string]bool, len(written))
 	for _, id := range written {
 		ok[id] = true
@@ -458,6 +479,62 @@ func (r *Runner) commit(ctx context.Context, batch []finished) {
 			Msg("event finished")
 		if r.OnFinished != nil {
 			r.OnFinished(f.out, f.job)
+		}
+	}
+}
+
+// hold records claimed jobs until their outcomes are recorded, so that
+// renewLeases keeps their leases alive.
+func (r *Runner) hold(jobs []Job) {
+	r.heldMu.Lock()
+	for _, j := range jobs {
+		r.held[j.ID] = j.LeaseToken
+	}
+	r.heldMu.Unlock()
+}
+
+func (r *Runner) unhold(outs []store.Outcome) {
+	r.heldMu.Lock()
+	for _, o := range outs {
+		delete(r.held, o.ID)
+	}
+	r.heldMu.Unlock()
+}
+
+// renewLeases extends the leases of every job this process holds, every
+// third of a lease, until ctx ends. A live worker therefore never loses a
+// lease to the rescuer while it runs a job or waits to record its outcome
+// (a slow handler near its deadline, a completer behind a busy database);
+// only a process that stopped renewing — dead, or cut off from the
+// database — sees its jobs rescued, one lease after its last renewal.
+func (r *Runner) renewLeases(ctx context.Context) {
+	tick := time.NewTicker(max(r.cfg.Lease/3, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		r.heldMu.Lock()
+		ids := make([]string, 0, len(r.held))
+		tokens := make([]string, 0, len(r.held))
+		for id, token := range r.held {
+			ids = append(ids, id)
+			tokens = append(tokens, token)
+		}
+		r.heldMu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.Lease/3)
+		n, err := r.st.ExtendLeases(rctx, ids, tokens, r.cfg.Lease)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.Warn().Err(err).Int("held", len(ids)).Msg("could not renew leases; they expire unless the next renewal succeeds")
+		case err == nil && int(n) < len(ids):
+			r.log.Debug().Int("held", len(ids)).Int64("renewed", n).Msg("some leases were recorded or rescued before renewal")
 		}
 	}
 }

@@ -319,3 +319,51 @@ func TestOneLeaderAmongReplicas(t *testing.T) {
 		return n == 1 && idx != old
 	})
 }
+
+// A live worker keeps its leases: a handler that overruns its lease (an
+// upstream call that ignores cancellation, a completer behind a busy
+// database) is not rescued and run a second time while this worker still
+// holds the event, because the runner renews the leases it holds.
+func TestLiveWorkerRenewsItsLeasesSoNothingRunsTwice(t *testing.T) {
+	t.Parallel()
+	st := testdb.New(t)
+	ids := insert(t, st, 3, "slow")
+	var calls atomic.Int32
+	reg := queue.NewRegistry()
+	reg.Register("texting", "slow", "test", queue.HandlerFunc(func(ctx context.Context, j queue.Job) error {
+		calls.Add(1)
+		time.Sleep(900 * time.Millisecond) // three leases long, deaf to ctx
+		return nil
+	}))
+	startRunner(t, st, reg, queue.Config{InstanceID: "live", Workers: 3, Lease: 300 * time.Millisecond,
+		PollInterval: 50 * time.Millisecond, RescueInterval: 30 * time.Millisecond})
+	// A second replica's rescuer, as eager as it gets.
+	stopRescue := make(chan struct{})
+	var rescued atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-stopRescue:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			res, err := st.RescueExpiredLeases(context.Background(), 10)
+			if err == nil {
+				rescued.Add(int64(res.Requeued + res.Failed))
+			}
+		}
+	}()
+	waitFor(t, 20*time.Second, "slow events done", func() bool { return countStatus(t, st, store.StatusDone) == 3 })
+	close(stopRescue)
+	if n := rescued.Load(); n != 0 {
+		t.Errorf("the rescuer took %d leases from a live worker", n)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("handler ran %d times for 3 events, want 3", n)
+	}
+	for _, id := range ids {
+		if ev, err := st.GetEvent(context.Background(), id); err != nil || ev.Attempts != 1 {
+			t.Errorf("event %s: attempts %d (%v), want 1", id, ev.Attempts, err)
+		}
+	}
+}

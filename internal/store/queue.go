@@ -149,6 +149,24 @@ func (s *Store) RescueExpiredLeases(ctx context.Context, maxAttempts int) (Rescu
 	return r, nil
 }
 
+// ExtendLeases renews the leases a live worker still holds: for each (id,
+// token) pair still processing under that token, locked_until moves to
+// now() + lease. It returns how many were renewed; a pair that was rescued
+// meanwhile is left alone.
+func (s *Store) ExtendLeases(ctx context.Context, ids, tokens []string, lease time.Duration) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	tag, err := s.Pool.Exec(ctx, `
+		UPDATE webhook_events e SET locked_until = now() + $3::interval
+		FROM unnest($1::uuid[], $2::uuid[]) AS held (id, token)
+		WHERE e.id = held.id AND e.lease_token = held.token AND e.status = 'processing'`, ids, tokens, lease)
+	if err != nil {
+		return 0, fmt.Errorf("extend leases: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // ReleaseLeases hands back every lease a worker instance still holds (on
 // shutdown), without counting the interrupted attempt.
 func (s *Store) ReleaseLeases(ctx context.Context, worker string) (int64, error) {
