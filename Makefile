@@ -75,7 +75,7 @@ bench-mcp: ## MCP tool latency with 1M events and 1M sync_log rows; writes docs/
 	$(GO) build -o $(BIN)/df-middleware ./cmd/df-middleware; \
 	$(GO) run ./cmd/mcpbench -bin $(BIN)/df-middleware -admin-url "$$ADMIN" -out docs/benchmarks-mcp.md
 
-chaos: ## fault-injection suite at full size (DF_CHAOS=full, ~10 min); results in .dev/chaos, report docs/reliability.md
+chaos: ## fault-injection suite at full size (DF_CHAOS=full, ~8 min); results in .dev/chaos, report docs/reliability.md
 	@DF_TEST_DATABASE_URL="$${DF_TEST_DATABASE_URL:-$$(scripts/devdb.sh)}"; \
 	export DF_TEST_DATABASE_URL; \
 	rm -rf .dev/chaos; mkdir -p .dev/chaos; \

@@ -184,6 +184,7 @@ func (s *Server) alowareForms(w http.ResponseWriter, r *http.Request, body []byt
 		}
 	}
 	c.UpdatedAt = now
+	s.d.aloWrites[phone]++
 	writeJSON(w, http.StatusOK, map[string]any{"message": msg, "contact": *c})
 }
 

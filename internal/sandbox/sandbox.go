@@ -12,6 +12,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
@@ -171,13 +172,16 @@ func (s *Server) resetLocked() {
 // is added before answering; with Outage every call is answered with
 // Status (default 503) and the provider's error body; otherwise Rate429
 // and ErrorRate are drawn per request (ErrorRate answers Status, default
-// 500). The control routes are never faulted.
+// 500). With Match set, only the calls whose path, query string or body
+// contains Match are faulted (one poison record: a phone number, an id);
+// the others are answered normally. The control routes are never faulted.
 type Faults struct {
 	ErrorRate float64
 	Status    int
 	Rate429   float64
 	Latency   time.Duration
 	Outage    bool
+	Match     string
 }
 
 type faultsJSON struct {
@@ -186,13 +190,14 @@ type faultsJSON struct {
 	Rate429   float64 `json:"rate_429"`
 	LatencyMS float64 `json:"latency_ms"`
 	Outage    bool    `json:"outage"`
+	Match     string  `json:"match,omitempty"`
 }
 
 // MarshalJSON renders the /_sandbox/faults shape (latency in ms).
 func (f Faults) MarshalJSON() ([]byte, error) {
 	return json.Marshal(faultsJSON{
 		ErrorRate: f.ErrorRate, Status: f.Status, Rate429: f.Rate429,
-		LatencyMS: float64(f.Latency) / float64(time.Millisecond), Outage: f.Outage,
+		LatencyMS: float64(f.Latency) / float64(time.Millisecond), Outage: f.Outage, Match: f.Match,
 	})
 }
 
@@ -208,7 +213,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 
 func (j faultsJSON) faults() Faults {
 	return Faults{ErrorRate: j.ErrorRate, Status: j.Status, Rate429: j.Rate429,
-		Latency: time.Duration(j.LatencyMS * float64(time.Millisecond)), Outage: j.Outage}
+		Latency: time.Duration(j.LatencyMS * float64(time.Millisecond)), Outage: j.Outage, Match: j.Match}
 }
 
 // Validate reports a fault setting that cannot be applied.
@@ -222,6 +227,8 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("status %d is not an HTTP error status (400..599)", f.Status)
 	case f.Latency < 0 || f.Latency > 10*time.Minute:
 		return fmt.Errorf("latency %v is not within 0..10m", f.Latency)
+	case f.Match != "" && f == (Faults{Match: f.Match}):
+		return fmt.Errorf("match %q without a fault to inject", f.Match)
 	}
 	return nil
 }
@@ -325,6 +332,19 @@ func (s *Server) serveUpstream(w http.ResponseWriter, r *http.Request, upstream,
 	} else if upstream == UpstreamAloware {
 		s.alowarePeekHeaders(w)
 	}
+	var body []byte
+	read := false
+	if f.Match != "" { // the body decides whether this call is faulted
+		var err error
+		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
+			writeUpstreamError(w, upstream, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
+		read = true
+		if !matches(r, body, f.Match) {
+			f = Faults{}
+		}
+	}
 	if !s.injectFaults(w, r, upstream, f) {
 		return
 	}
@@ -332,10 +352,12 @@ func (s *Server) serveUpstream(w http.ResponseWriter, r *http.Request, upstream,
 		s.notFound(w, r, upstream)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		writeUpstreamError(w, upstream, http.StatusRequestEntityTooLarge, "request body too large")
-		return
+	if !read {
+		var err error
+		if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
+			writeUpstreamError(w, upstream, http.StatusRequestEntityTooLarge, "request body too large")
+			return
+		}
 	}
 	switch upstream {
 	case UpstreamGHL:
@@ -395,6 +417,22 @@ func (s *Server) injectFaults(w http.ResponseWriter, r *http.Request, upstream s
 		return false
 	}
 	return true
+}
+
+// matches reports whether the request's path, query string (decoded, so a
+// phone number's '+' matches either way) or body contains sub.
+func matches(r *http.Request, body []byte, sub string) bool {
+	if strings.Contains(r.URL.Path, sub) || strings.Contains(r.URL.RawQuery, sub) || bytes.Contains(body, []byte(sub)) {
+		return true
+	}
+	for _, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if strings.Contains(v, sub) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request, upstream string) {

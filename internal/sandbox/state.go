@@ -165,12 +165,16 @@ type ClerkSession struct {
 // call counts ("ghl POST /contacts/upsert" → n; "ghl unmatched" for routes
 // it does not serve) and the active faults. GET /_sandbox/state serves it.
 type State struct {
-	GHLContacts        map[string]GHLContact         `json:"ghl_contacts"`
-	GHLNotes           []GHLNote                     `json:"ghl_notes"`
-	GHLTags            map[string][]string           `json:"ghl_tags"` // contact id → tags
-	GHLConversations   map[string]GHLConversation    `json:"ghl_conversations"`
-	GHLMessages        []GHLMessage                  `json:"ghl_messages"`
-	AlowareContacts    map[string]AlowareContact     `json:"aloware_contacts"` // decimal id → contact
+	GHLContacts      map[string]GHLContact      `json:"ghl_contacts"`
+	GHLNotes         []GHLNote                  `json:"ghl_notes"`
+	GHLTags          map[string][]string        `json:"ghl_tags"` // contact id → tags
+	GHLConversations map[string]GHLConversation `json:"ghl_conversations"`
+	GHLMessages      []GHLMessage               `json:"ghl_messages"`
+	AlowareContacts  map[string]AlowareContact  `json:"aloware_contacts"` // decimal id → contact
+	// AlowareWrites counts the contact writes (creates and updates) the
+	// forms endpoint accepted, by E.164 phone: a webhook processed twice
+	// shows as 2 for its phone even though the contact is upserted once.
+	AlowareWrites      map[string]int                `json:"aloware_writes"`
 	AlowareSMS         []AlowareSMS                  `json:"aloware_sms"`
 	AlowareUsers       []AlowareUser                 `json:"aloware_users"`
 	Broadcasts         []Broadcast                   `json:"broadcasts"`
@@ -191,6 +195,7 @@ type data struct {
 	ghlMessages      []GHLMessage
 	aloContacts      map[int]*AlowareContact
 	aloByPhone       map[string]int // phone → lowest contact id, so lookups stay O(1) at 100k contacts
+	aloWrites        map[string]int // phone → accepted forms writes
 	aloSMS           []AlowareSMS
 	aloUsers         []AlowareUser
 	broadcasts       []Broadcast
@@ -209,6 +214,7 @@ func newData() *data {
 		ghlConversations: map[string]GHLConversation{},
 		aloContacts:      map[int]*AlowareContact{},
 		aloByPhone:       map[string]int{},
+		aloWrites:        map[string]int{},
 		analytics:        map[string]BroadcastAnalytics{},
 		counts:           map[string]int{},
 		seq:              map[string]int{},
@@ -233,6 +239,7 @@ func (s *Server) State() State {
 		GHLConversations:   maps.Clone(d.ghlConversations),
 		GHLMessages:        slices.Clone(d.ghlMessages),
 		AlowareContacts:    make(map[string]AlowareContact, len(d.aloContacts)),
+		AlowareWrites:      maps.Clone(d.aloWrites),
 		AlowareSMS:         slices.Clone(d.aloSMS),
 		AlowareUsers:       slices.Clone(d.aloUsers),
 		Broadcasts:         make([]Broadcast, len(d.broadcasts)),
