@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/df-middleware/df-middleware/internal/store"
 	"github.com/df-middleware/df-middleware/internal/testdb"
@@ -191,5 +196,26 @@ func TestCountersFromTwoReplicasSumInTheWindow(t *testing.T) {
 	}
 	if n, err := st.PruneAlertCounters(ctx, time.Hour); err != nil || n != 0 {
 		t.Fatalf("prune of fresh counters: %d %v", n, err)
+	}
+}
+
+// A receiver that redirects has not taken the notification: the POST is not
+// followed (it would become a GET whose 200 looks like a delivery).
+func TestRedirectingReceiverIsAFailure(t *testing.T) {
+	var got atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	defer elsewhere.Close()
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+"/login", http.StatusFound)
+	}))
+	defer rcv.Close()
+	s := DefaultSettings()
+	s.WebhookURL = rcv.URL
+	n := NewNotifier(nil, s, zerolog.Nop())
+	if err := n.post(context.Background(), rcv.URL, Message{Version: "4"}); err == nil {
+		t.Fatal("a 302 from the receiver counted as delivered")
+	}
+	if got.Load() != 0 {
+		t.Fatal("the redirect was followed")
 	}
 }

@@ -12,14 +12,15 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/df-middleware/df-middleware/internal/observe"
 	"github.com/df-middleware/df-middleware/internal/store"
 	"github.com/df-middleware/df-middleware/internal/upstream"
 )
 
 // DurationBuckets are the upper bounds (seconds) of the job duration
-// histogram; they match job_processing_duration_seconds, so the p95 the
+// histogram: those of job_processing_duration_seconds, so the p95 the
 // evaluator estimates is the one histogram_quantile gives over the metric.
-var DurationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+var DurationBuckets = observe.WorkBuckets
 
 // Series of alert_counters.
 const (

@@ -2,8 +2,10 @@ package alert
 
 import (
 	"context"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/df-middleware/df-middleware/internal/store"
@@ -32,6 +34,7 @@ type DatabaseWatch struct {
 	log      zerolog.Logger
 	now      func() time.Time
 
+	conn      *pgx.Conn // its own session: a saturated pool must not look like a dead database
 	wasLeader bool
 	downSince time.Time
 	lastErr   string
@@ -49,6 +52,7 @@ func NewDatabaseWatch(st *store.Store, s Settings, n *Notifier, isLeader func() 
 func (w *DatabaseWatch) Run(ctx context.Context) {
 	tick := time.NewTicker(w.s.EvalInterval)
 	defer tick.Stop()
+	defer w.close()
 	for {
 		w.Check(ctx)
 		select {
@@ -62,9 +66,10 @@ func (w *DatabaseWatch) Run(ctx context.Context) {
 // Check is one round: ping, then fire, notify or record as due.
 func (w *DatabaseWatch) Check(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, min(w.s.EvalInterval, 3*time.Second))
-	err := w.st.Pool.Ping(pctx)
+	err := w.ping(pctx)
 	cancel()
 	if ctx.Err() != nil {
+		w.close()
 		return
 	}
 	now := w.now()
@@ -96,11 +101,15 @@ func (w *DatabaseWatch) Check(ctx context.Context) {
 		w.log.Error().Str("alert", rule.Name).Str("severity", rule.Severity).Dur("down_for", down).
 			Str("last_error", w.lastErr).Msg("alert firing")
 	}
-	if w.firing == nil || w.notified || w.n.s.WebhookURL == "" || !w.n.due(w.firing.Fingerprint) {
+	if w.firing == nil {
 		return
 	}
 	v := down.Seconds()
 	w.firing.Value = &v
+	w.pushAlertmanager(ctx)
+	if w.notified || w.n.s.WebhookURL == "" || !w.n.due(w.firing.Fingerprint) {
+		return
+	}
 	if err := w.n.post(ctx, w.n.s.WebhookURL, w.n.Message(*w.firing)); err != nil {
 		failures, wait := w.n.failed(w.firing.Fingerprint)
 		w.log.Warn().Err(err).Str("alert", rule.Name).Int("failures", failures).Dur("retry_in", wait).
@@ -110,6 +119,49 @@ func (w *DatabaseWatch) Check(ctx context.Context) {
 	w.n.succeeded(w.firing.Fingerprint)
 	w.notified = true
 	w.log.Info().Str("alert", rule.Name).Str("status", store.AlertFiring).Msg("alert notification delivered")
+}
+
+// ping checks the database on the watch's own session, reconnecting when
+// it has none.
+func (w *DatabaseWatch) ping(ctx context.Context) error {
+	if w.conn == nil {
+		conn, err := pgx.ConnectConfig(ctx, w.st.Pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return err
+		}
+		w.conn = conn
+	}
+	if err := w.conn.Ping(ctx); err != nil {
+		w.close()
+		return err
+	}
+	return nil
+}
+
+func (w *DatabaseWatch) close() {
+	if w.conn == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = w.conn.Close(cctx)
+	cancel()
+	w.conn = nil
+}
+
+// pushAlertmanager re-sends the firing database alert to ALERTMANAGER_URL
+// each check (valid for four checks, so Alertmanager resolves it by itself
+// if this replica goes away); once the database is back the leader's push
+// sends it resolved.
+func (w *DatabaseWatch) pushAlertmanager(ctx context.Context) {
+	if w.n.s.AlertmanagerURL == "" {
+		return
+	}
+	a := w.n.alert(*w.firing)
+	p := PostableAlert{Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt,
+		EndsAt: w.now().Add(4 * max(w.s.EvalInterval, 15*time.Second)).UTC(), GeneratorURL: a.GeneratorURL}
+	if err := w.n.post(ctx, strings.TrimRight(w.n.s.AlertmanagerURL, "/")+"/api/v2/alerts", []PostableAlert{p}); err != nil {
+		w.log.Debug().Err(err).Msg("database alert not pushed to Alertmanager; next check retries")
+	}
 }
 
 // recover records the outage now that the database answers: state inactive

@@ -70,6 +70,9 @@ type Notifier struct {
 
 	mu    sync.Mutex
 	retry map[string]*retryState
+	// dbFingerprint is the database alert's, whose retries DatabaseWatch
+	// keeps while no alert_state can be read.
+	dbFingerprint string
 }
 
 type retryState struct {
@@ -83,8 +86,14 @@ func NewNotifier(st *store.Store, s Settings, log zerolog.Logger) *Notifier {
 	for _, r := range append(Rules(s), DatabaseRule(s)) {
 		rules[r.Name] = r
 	}
-	return &Notifier{st: st, s: s, rules: rules, client: &http.Client{Timeout: s.SendTimeout}, log: log,
-		now: time.Now, retry: map[string]*retryState{}}
+	// A receiver that redirects (a moved hook, a login page) has not taken
+	// the notification: following it would turn the POST into a GET whose
+	// 200 looks like a delivery. A 3xx is a failure, retried.
+	client := &http.Client{Timeout: s.SendTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+	return &Notifier{st: st, s: s, rules: rules, client: client, log: log, now: time.Now, retry: map[string]*retryState{},
+		dbFingerprint: Fingerprint(DatabaseRule(s).Labels(nil))}
 }
 
 // backoff is the wait after the n-th consecutive failure (n >= 1).
@@ -118,6 +127,53 @@ func (n *Notifier) failed(fp string) (int, time.Duration) {
 	return r.failures, wait
 }
 
+// forgetSettled drops the retry state of alerts no longer owed, so a later
+// notification of the same alert starts without the old backoff.
+func (n *Notifier) forgetSettled(owed []store.AlertRecord) {
+	still := make(map[string]bool, len(owed))
+	for _, a := range owed {
+		still[a.Fingerprint] = true
+	}
+	n.mu.Lock()
+	for fp := range n.retry {
+		if !still[fp] && fp != n.dbFingerprint {
+			delete(n.retry, fp)
+		}
+	}
+	n.mu.Unlock()
+}
+
+// Run delivers on the leader replica, apart from the leader's duty loop so
+// that a slow receiver never delays lease rescue or evaluation: owed
+// webhook notifications every 500 ms, the Alertmanager push every
+// evaluation interval. Failures are logged at most once a minute.
+func (n *Notifier) Run(ctx context.Context, isLeader func() bool) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var lastPush, lastWarn time.Time
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		if !isLeader() {
+			continue
+		}
+		err := n.NotifyDue(ctx)
+		if n.s.AlertmanagerURL != "" && time.Since(lastPush) >= n.s.EvalInterval {
+			lastPush = time.Now()
+			if perr := n.PushAlertmanager(ctx); perr != nil && err == nil {
+				err = fmt.Errorf("alertmanager push: %w", perr)
+			}
+		}
+		if err != nil && ctx.Err() == nil && time.Since(lastWarn) > time.Minute {
+			lastWarn = time.Now()
+			n.log.Warn().Err(err).Msg("alert delivery round failed; retrying")
+		}
+	}
+}
+
 func (n *Notifier) succeeded(fp string) {
 	n.mu.Lock()
 	delete(n.retry, fp)
@@ -133,6 +189,7 @@ func (n *Notifier) NotifyDue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.forgetSettled(owed)
 	for _, a := range owed {
 		if ctx.Err() != nil {
 			return ctx.Err()

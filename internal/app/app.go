@@ -115,6 +115,7 @@ type Service struct {
 	Alerts        alert.Settings
 	alertCounters *alert.Counters
 	alertWatch    *alert.DatabaseWatch
+	alertNotifier *alert.Notifier
 	log           zerolog.Logger
 	ready         atomic.Bool
 	commit        *intake.Committer
@@ -267,23 +268,20 @@ func AlertSettings(cfg config.Config) alert.Settings {
 	return s
 }
 
-// addAlerting gives the leader its alert duties (evaluate, notify, push to
-// Alertmanager, prune counters) and every replica its database watch.
+// addAlerting gives the leader its alert duties (evaluate, prune counters)
+// and builds the notifier (it delivers on the leader, outside the duty loop,
+// see Run) and every replica's database watch.
 func (s *Service) addAlerting(set alert.Settings, counters *alert.Counters) {
 	log := observe.Component(s.log, "alert")
 	s.Alerts, s.alertCounters = set, counters
 	eval := alert.NewEvaluator(s.Store, set, log)
 	notifier := alert.NewNotifier(s.Store, set, log)
 	s.alertWatch = alert.NewDatabaseWatch(s.Store, set, notifier, s.Runner.IsLeader, log)
+	s.alertNotifier = notifier
 	s.Runner.AddDuty(queue.Duty{Name: "evaluate-alerts", Interval: set.EvalInterval, Run: func(ctx context.Context) error {
-		if _, err := eval.Evaluate(ctx); err != nil {
-			return err
-		}
-		return notifier.PushAlertmanager(ctx)
+		_, err := eval.Evaluate(ctx)
+		return err
 	}})
-	// Delivery is its own duty, checked often, so a firing alert goes out
-	// within a second of its evaluation and retries keep their backoff.
-	s.Runner.AddDuty(queue.Duty{Name: "notify-alerts", Interval: 500 * time.Millisecond, Run: notifier.NotifyDue})
 	s.Runner.AddDuty(queue.Duty{Name: "prune-alert-counters", Interval: 10 * time.Minute, Run: func(ctx context.Context) error {
 		_, err := s.Store.PruneAlertCounters(ctx, max(time.Hour, 2*set.Window))
 		return err
@@ -363,6 +361,7 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	workers.Go(func() { s.ErrorGroups.Run(workersCtx, time.Second) })
 	workers.Go(func() { s.alertCounters.Run(workersCtx, s.Store, s.Alerts, observe.Component(s.log, "alert")) })
 	workers.Go(func() { s.alertWatch.Run(workersCtx) })
+	workers.Go(func() { s.alertNotifier.Run(workersCtx, s.Runner.IsLeader) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -388,7 +387,12 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	cancel()
 	s.commit.Stop()
 	stopWorkers()
-	workers.Wait()                       // the error groups' last flush included
+	workers.Wait() // the error groups' last flush included
+	// Handlers may have run past the counters' own last flush: write what
+	// they counted, so the alert window misses no run.
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	_ = s.alertCounters.Flush(flushCtx, s.Store, s.Alerts.Instance, s.Alerts.Slot)
+	cancelFlush()
 	s.ErrorGroups.Close(5 * time.Second) // send what Sentry still buffers
 	s.log.Info().Msg("stopped")
 	return err

@@ -88,7 +88,7 @@ func withRequest(log zerolog.Logger, m *observe.Metrics, next http.Handler) http
 					attribute.String("http.request.header.x-request-id", id),
 				}
 				if name == "" {
-					name = r.Method // unmatched: never the raw path
+					name = spanMethod(r.Method) // unmatched: never the raw path
 				} else {
 					attrs = append(attrs, semconv.HTTPRoute(routeOf(r.Pattern)))
 				}
@@ -156,15 +156,27 @@ func withTracing(h http.Handler) http.Handler {
 		// built, kept and marshalled for every request (about three
 		// allocations apiece in the OTLP exporter). Client address and user
 		// agent are in the access log when needed.
+		method := spanMethod(r.Method)
 		attrs := []attribute.KeyValue{
-			semconv.HTTPRequestMethodKey.String(r.Method),
+			semconv.HTTPRequestMethodKey.String(method),
 			semconv.URLScheme(scheme),
 			semconv.URLPath(r.URL.Path),
 		}
-		ctx, span := observe.Tracer().Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		ctx, span := observe.Tracer().Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 		defer span.End()
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// spanMethod is the request method as the HTTP semantic conventions record
+// it: a known method, else "_OTHER" (a client must not choose span names).
+func spanMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
 }
 
 // Flush lets streaming handlers (MCP's SSE responses) flush through the

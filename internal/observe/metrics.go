@@ -95,7 +95,7 @@ var (
 	// Latency of things that answer fast (HTTP handlers, tools).
 	fastBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 	// Work that waits on upstreams and retries (jobs, sync operations, upstream calls).
-	workBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+	WorkBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 	// Single statements.
 	dbBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 )
@@ -163,10 +163,10 @@ func NewMetrics(log zerolog.Logger) *Metrics {
 		"Sync operations recorded in sync_log, by direction, entity type and status (success, skipped, error).",
 		"direction", "entity", "status")
 	m.syncDuration = histogram("sync_operations_duration_seconds",
-		"Duration of one sync operation, upstream calls included, by direction and entity type.", workBuckets, "direction", "entity")
+		"Duration of one sync operation, upstream calls included, by direction and entity type.", WorkBuckets, "direction", "entity")
 	m.jobDuration = histogram("job_processing_duration_seconds",
 		"Duration of one handler run of a queued event, by source, event type and the status it led to (pending means a retry).",
-		workBuckets, "source", "event_type", "status")
+		WorkBuckets, "source", "event_type", "status")
 	m.jobFailures = counter("job_failures_total",
 		"Handler runs that failed, by source, event type and outcome: retry (scheduled again) or error (gave up: permanent or out of attempts).",
 		"source", "event_type", "outcome")
@@ -179,7 +179,7 @@ func NewMetrics(log zerolog.Logger) *Metrics {
 			"endpoint", "method", "kind")
 	}
 	m.upstreamDuration = histogram("upstream_request_duration_seconds",
-		"Duration of one attempt of an upstream API call, by upstream, endpoint template and method.", workBuckets, "upstream", "endpoint", "method")
+		"Duration of one attempt of an upstream API call, by upstream, endpoint template and method.", WorkBuckets, "upstream", "endpoint", "method")
 	m.dbDuration = histogram("database_query_duration_seconds",
 		"Duration of the service's hot statements, by query (insert_events, claim_jobs, complete_jobs, queue_stats, active_alerts).", dbBuckets, "query")
 	m.dbErrors = counter("database_query_errors_total",

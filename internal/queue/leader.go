@@ -104,6 +104,10 @@ func (r *Runner) listen(ctx context.Context) {
 		}
 		if _, err := conn.Exec(ctx, `LISTEN `+store.NotifyChannel); err == nil {
 			r.Wake() // anything committed while we were not listening
+			select {
+			case r.listening <- struct{}{}:
+			default:
+			}
 			for {
 				if _, err := conn.WaitForNotification(ctx); err != nil {
 					break

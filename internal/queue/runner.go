@@ -91,7 +91,11 @@ type Runner struct {
 	running   atomic.Bool
 
 	heldMu sync.Mutex
-	held   map[string]string // id → lease token of every claimed, not yet recorded job
+	held   map[string]heldLease // every claimed, not yet recorded job
+
+	// listening is signalled when the LISTEN session (re)connects: the
+	// database answers again.
+	listening chan struct{}
 
 	// OnFinished, when set, is called after an outcome is committed (tests
 	// and metrics hook in here).
@@ -110,7 +114,8 @@ func New(st *store.Store, reg *Registry, cfg Config, log zerolog.Logger) *Runner
 		st: st, reg: reg, cfg: cfg.withDefaults(), log: log,
 		wake:      make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
-		held:      map[string]string{},
+		held:      map[string]heldLease{},
+		listening: make(chan struct{}, 1),
 	}
 	r.AddDuty(Duty{Name: "rescue-expired-leases", Interval: r.cfg.RescueInterval, Run: r.rescue})
 	return r
@@ -245,13 +250,14 @@ func (r *Runner) dispatch(ctx context.Context, jobs chan<- claimedJob) {
 			failures++
 			wait := min(time.Duration(failures)*time.Second, 10*time.Second)
 			r.log.Error().Err(err).Dur("retry_in", wait).Msg("claim failed")
-			// The LISTEN session wakes us as soon as it reconnects: after a
+			// The LISTEN session's reconnection cuts the wait short: after a
 			// database outage processing resumes with intake, not a backoff
-			// later.
+			// later. (Ordinary wake-ups do not: NOTIFYs from other
+			// replicas would turn the backoff into a busy loop.)
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-			case <-r.wake:
+			case <-r.listening:
 			case <-ctx.Done():
 			}
 			t.Stop()
@@ -486,11 +492,23 @@ func (r *Runner) commit(ctx context.Context, batch []finished) {
 // hold records claimed jobs until their outcomes are recorded, so that
 // renewLeases keeps their leases alive.
 func (r *Runner) hold(jobs []Job) {
+	// Renewal stops once a job could no longer be legitimately running: a
+	// full lease of waiting in the prefetch queue, the handler's timeout,
+	// and a lease more for recording the outcome. A handler that ignores its
+	// context past that loses the event to the rescuer, as before renewal.
+	until := time.Now().Add(2*r.cfg.Lease + r.cfg.HandlerTimeout)
 	r.heldMu.Lock()
 	for _, j := range jobs {
-		r.held[j.ID] = j.LeaseToken
+		r.held[j.ID] = heldLease{token: j.LeaseToken, until: until}
 	}
 	r.heldMu.Unlock()
+}
+
+// heldLease is a claimed job's lease token and the time after which its
+// lease is no longer renewed.
+type heldLease struct {
+	token string
+	until time.Time
 }
 
 func (r *Runner) unhold(outs []store.Outcome) {
@@ -516,12 +534,15 @@ func (r *Runner) renewLeases(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		now := time.Now()
 		r.heldMu.Lock()
 		ids := make([]string, 0, len(r.held))
 		tokens := make([]string, 0, len(r.held))
-		for id, token := range r.held {
-			ids = append(ids, id)
-			tokens = append(tokens, token)
+		for id, h := range r.held {
+			if now.Before(h.until) {
+				ids = append(ids, id)
+				tokens = append(tokens, h.token)
+			}
 		}
 		r.heldMu.Unlock()
 		if len(ids) == 0 {

@@ -332,7 +332,7 @@ func TestLiveWorkerRenewsItsLeasesSoNothingRunsTwice(t *testing.T) {
 	reg := queue.NewRegistry()
 	reg.Register("texting", "slow", "test", queue.HandlerFunc(func(ctx context.Context, j queue.Job) error {
 		calls.Add(1)
-		time.Sleep(900 * time.Millisecond) // three leases long, deaf to ctx
+		time.Sleep(600 * time.Millisecond) // two leases long, deaf to ctx
 		return nil
 	}))
 	startRunner(t, st, reg, queue.Config{InstanceID: "live", Workers: 3, Lease: 300 * time.Millisecond,

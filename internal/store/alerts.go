@@ -152,58 +152,72 @@ func (s *Store) AlertsToNotify(ctx context.Context) ([]AlertRecord, error) {
 	return out, nil
 }
 
-// ErrAlertBusy says another session holds the alert's row (another replica
-// is notifying it, or an evaluation is writing it); try again later.
-var ErrAlertBusy = errors.New("alert row is locked by another session")
+// ErrAlertBusy says another session is notifying the alert (another
+// replica, during a leader change); try again later.
+var ErrAlertBusy = errors.New("alert is being notified by another session")
 
-// NotifyAlert delivers what an alert owes exactly once across replicas: in
-// one transaction it locks the row (ErrAlertBusy when another session holds
-// it), returns sent=false when nothing is owed any more, else calls send
-// with the locked record and, when send succeeds, records the notified
-// state (AlertFiring or AlertResolved) before committing. A send that fails
-// leaves the row as it was, to be retried.
+// alertLockClass is the first key of the advisory locks that serialise the
+// notification of one alert ("dfma").
+const alertLockClass = 0x64666d61
+
+// NotifyAlert delivers what an alert owes at most once across replicas,
+// without holding a transaction (or a row lock the evaluator would wait on)
+// across the delivery: on one session it takes the alert's advisory lock
+// (ErrAlertBusy when another session holds it), re-reads the row and returns
+// sent=false when nothing is owed any more, else calls send with it and,
+// when send succeeds, records the state it announced (AlertFiring or
+// AlertResolved) before releasing the lock. A send that fails leaves the row
+// as it was, to be retried. A crash between the send and the record means
+// the notification is sent again: delivery is at least once.
 func (s *Store) NotifyAlert(ctx context.Context, fingerprint string, send func(AlertRecord) error) (sent bool, err error) {
-	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+alertColumns+` FROM alert_state
-			WHERE fingerprint = $1 AND `+owedSQL+` FOR UPDATE SKIP LOCKED`, fingerprint)
-		if err != nil {
-			return err
-		}
-		list, err := pgx.CollectRows(rows, scanAlert)
-		if err != nil {
-			return err
-		}
-		if len(list) == 0 {
-			var exists bool
-			// Locked by someone else, or nothing owed any more?
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM alert_state WHERE fingerprint = $1 AND `+owedSQL+`)`,
-				fingerprint).Scan(&exists); err != nil {
-				return err
-			}
-			if exists {
-				return ErrAlertBusy
-			}
-			return nil
-		}
-		a := list[0]
-		if err := send(a); err != nil {
-			return err
-		}
-		notified := AlertResolved
-		if a.State == AlertFiring {
-			notified = AlertFiring
-		}
-		if _, err := tx.Exec(ctx, `UPDATE alert_state SET last_notified_state = $2, last_notified_at = now()
-			WHERE fingerprint = $1`, fingerprint, notified); err != nil {
-			return err
-		}
-		sent = true
-		return nil
-	})
+	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
 		return false, fmt.Errorf("notify alert %s: %w", fingerprint, err)
 	}
-	return sent, nil
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, alertLockClass, fingerprint).Scan(&locked); err != nil {
+		return false, fmt.Errorf("notify alert %s: %w", fingerprint, err)
+	}
+	if !locked {
+		return false, ErrAlertBusy
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, alertLockClass, fingerprint); uerr != nil {
+			// A session that cannot unlock must not go back to the pool
+			// holding the lock.
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+	rows, err := conn.Query(ctx, `SELECT `+alertColumns+` FROM alert_state WHERE fingerprint = $1 AND `+owedSQL, fingerprint)
+	if err != nil {
+		return false, fmt.Errorf("notify alert %s: %w", fingerprint, err)
+	}
+	list, err := pgx.CollectRows(rows, scanAlert)
+	if err != nil {
+		return false, fmt.Errorf("notify alert %s: %w", fingerprint, err)
+	}
+	if len(list) == 0 {
+		return false, nil
+	}
+	a := list[0]
+	if err := send(a); err != nil {
+		return false, fmt.Errorf("notify alert %s: %w", fingerprint, err)
+	}
+	// What was announced is recorded whatever the evaluator did meanwhile:
+	// if the alert resolved while "firing" was on its way, a resolved
+	// notification is now owed, and the next round sends it.
+	notified := AlertResolved
+	if a.State == AlertFiring {
+		notified = AlertFiring
+	}
+	if _, err := conn.Exec(ctx, `UPDATE alert_state SET last_notified_state = $2, last_notified_at = now()
+		WHERE fingerprint = $1`, fingerprint, notified); err != nil {
+		return true, fmt.Errorf("notify alert %s: sent, but not recorded (it will be sent again): %w", fingerprint, err)
+	}
+	return true, nil
 }
 
 // RecentAlerts returns the firing alerts and those resolved since `since`,
@@ -243,7 +257,8 @@ func (s *Store) RecordAlertOutage(ctx context.Context, a AlertRecord, history []
 				labels = EXCLUDED.labels, state = EXCLUDED.state, value = EXCLUDED.value,
 				active_since = EXCLUDED.active_since, fired_at = EXCLUDED.fired_at,
 				resolved_at = EXCLUDED.resolved_at, last_evaluated_at = now(),
-				last_notified_state = EXCLUDED.last_notified_state, last_notified_at = EXCLUDED.last_notified_at`,
+				last_notified_state = coalesce(EXCLUDED.last_notified_state, alert_state.last_notified_state),
+				last_notified_at = coalesce(EXCLUDED.last_notified_at, alert_state.last_notified_at)`,
 			a.Fingerprint, a.Rule, a.Severity, labels, a.State, a.Value, a.ActiveSince, a.FiredAt, a.ResolvedAt,
 			notified, a.LastNotifiedAt)
 		if err := queueHistory(b, history); err != nil {

@@ -157,10 +157,16 @@ func (s *Store) ExtendLeases(ctx context.Context, ids, tokens []string, lease ti
 	if len(ids) == 0 {
 		return 0, nil
 	}
+	// SKIP LOCKED: a row locked right now is being completed (or rescued),
+	// and needs no renewal; waiting for it in whatever order the rows come
+	// could deadlock with a completion batch locking the same rows.
 	tag, err := s.Pool.Exec(ctx, `
 		UPDATE webhook_events e SET locked_until = now() + $3::interval
-		FROM unnest($1::uuid[], $2::uuid[]) AS held (id, token)
-		WHERE e.id = held.id AND e.lease_token = held.token AND e.status = 'processing'`, ids, tokens, lease)
+		FROM (SELECT w.id FROM webhook_events w
+			JOIN unnest($1::uuid[], $2::uuid[]) AS held (id, token) ON w.id = held.id AND w.lease_token = held.token
+			WHERE w.status = 'processing'
+			FOR UPDATE OF w SKIP LOCKED) renew
+		WHERE e.id = renew.id`, ids, tokens, lease)
 	if err != nil {
 		return 0, fmt.Errorf("extend leases: %w", err)
 	}
