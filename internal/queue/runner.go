@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/df-middleware/df-middleware/internal/store"
@@ -309,25 +310,33 @@ const tracerName = "github.com/df-middleware/df-middleware"
 // The handler's context carries the span, so upstream and database calls
 // nest under it.
 func (r *Runner) executeTraced(ctx context.Context, cj claimedJob) (store.Outcome, trace.SpanContext) {
-	ctx, span := otel.GetTracerProvider().Tracer(tracerName).Start(ctx, "job "+cj.Source+"/"+cj.EventType,
-		trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer))
-	defer span.End()
-	if !span.IsRecording() {
+	tracer := otel.GetTracerProvider().Tracer(tracerName)
+	name := "job " + cj.Source + "/" + cj.EventType
+	if _, sdk := otel.GetTracerProvider().(*sdktrace.TracerProvider); !sdk {
+		// Tracing off: the no-op tracer, and no attributes built for it.
+		ctx, span := tracer.Start(ctx, name, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer))
+		defer span.End()
 		return r.execute(ctx, cj), span.SpanContext()
 	}
+	// Attributes and the link go in at the start, in one slice each: a
+	// recording span's later SetAttributes and AddLink calls cost more (they
+	// lock and deduplicate), and this runs for every job.
+	opts := []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("df.event.id", cj.ID),
+			attribute.String("df.event.source", cj.Source),
+			attribute.String("df.event.type", cj.EventType),
+			attribute.Int("df.job.attempt", cj.Attempts),
+		)}
 	if cj.TraceParent != "" {
 		link := propagation.TraceContext{}.Extract(context.Background(),
 			propagation.MapCarrier{"traceparent": cj.TraceParent, "tracestate": cj.TraceState})
 		if sc := trace.SpanContextFromContext(link); sc.IsValid() {
-			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("link.kind", "intake")}})
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attribute.String("link.kind", "intake")}}))
 		}
 	}
-	span.SetAttributes(
-		attribute.String("df.event.id", cj.ID),
-		attribute.String("df.event.source", cj.Source),
-		attribute.String("df.event.type", cj.EventType),
-		attribute.Int("df.job.attempt", cj.Attempts),
-	)
+	ctx, span := tracer.Start(ctx, name, opts...)
+	defer span.End()
 	out := r.execute(ctx, cj)
 	span.SetAttributes(attribute.String("df.job.outcome", out.Status))
 	if out.Status == store.StatusError || out.Status == store.StatusPending {
