@@ -3,6 +3,7 @@ module github.com/df-middleware/df-middleware
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/clerk/clerk-sdk-go/v2 v2.4.2
 	github.com/exaring/otelpgx v0.13.0
 	github.com/getsentry/sentry-go v0.46.2

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"filippo.io/edwards25519"
 )
 
 // DefaultGHLEd25519Key is GHL's published key for X-GHL-Signature (base64
@@ -49,7 +51,7 @@ func ParseEd25519PublicKey(s string) (ed25519.PublicKey, error) {
 		return nil, err
 	}
 	if pemType == "" && len(der) == ed25519.PublicKeySize {
-		return ed25519.PublicKey(der), nil
+		return checkEd25519Point(ed25519.PublicKey(der))
 	}
 	if pemType != "" && pemType != "PUBLIC KEY" {
 		return nil, fmt.Errorf("PEM block is %q, want \"PUBLIC KEY\"", pemType)
@@ -62,7 +64,22 @@ func ParseEd25519PublicKey(s string) (ed25519.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("public key is %T, want Ed25519", key)
 	}
-	return ed, nil
+	return checkEd25519Point(ed)
+}
+
+// checkEd25519Point refuses a key that is not a point of the curve or is of
+// small order: with such a key (the identity, say) a forged signature
+// verifies for any body, so a misconfigured GHL_WEBHOOK_PUBLIC_KEY must stop
+// the service instead of admitting everyone.
+func checkEd25519Point(k ed25519.PublicKey) (ed25519.PublicKey, error) {
+	p, err := new(edwards25519.Point).SetBytes(k)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid Ed25519 public key: %w", err)
+	}
+	if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return nil, errors.New("Ed25519 public key is of small order: any signature would verify against it")
+	}
+	return k, nil
 }
 
 // ParseRSAPublicKey accepts PEM PKIX ("PUBLIC KEY") or PKCS#1 ("RSA PUBLIC

@@ -442,3 +442,37 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// A small-order key (the identity point, or the point of order 2) would let
+// a forged signature verify for any body: the key is refused at start.
+func TestSmallOrderEd25519KeysAreRefused(t *testing.T) {
+	identity := make([]byte, ed25519.PublicKeySize)
+	identity[0] = 1 // (0, 1), encoded little-endian
+	order2 := make([]byte, ed25519.PublicKeySize)
+	order2[0] = 0xec // (0, -1): y = p-1
+	for i := 1; i < 31; i++ {
+		order2[i] = 0xff
+	}
+	order2[31] = 0x7f
+	for name, raw := range map[string][]byte{"identity": identity, "order 2": order2} {
+		spki, err := x509.MarshalPKIXPublicKey(ed25519.PublicKey(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for form, s := range map[string]string{
+			"raw base64":  base64.StdEncoding.EncodeToString(raw),
+			"base64 SPKI": base64.StdEncoding.EncodeToString(spki),
+		} {
+			if _, err := ParseEd25519PublicKey(s); err == nil || !strings.Contains(err.Error(), "small order") {
+				t.Errorf("%s key as %s: err %v, want a small-order refusal", name, form, err)
+			}
+		}
+	}
+	// And the identity key really is dangerous: an all-but-trivial forged
+	// signature verifies under it for any message.
+	forged := make([]byte, ed25519.SignatureSize)
+	forged[0] = 1 // R = identity, S = 0
+	if !ed25519.Verify(identity, []byte("any body at all"), forged) {
+		t.Skip("this Go's ed25519.Verify refuses the identity key by itself")
+	}
+}
