@@ -6,7 +6,7 @@
 // seconds. The leader replica evaluates the rules over the whole service's
 // figures (Evaluator), keeps each alert's state in alert_state and its
 // transitions in alert_history, and delivers what a receiver has not yet
-// heard (Notifier) exactly once across replicas. The database alert is the
+// heard (Notifier), one sender across replicas. The database alert is the
 // exception: when PostgreSQL cannot be reached there is no leader lock and no
 // alert_state, so the replica that was leader when the database was last
 // reachable evaluates and notifies it from memory (DatabaseWatch) and records
