@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg config.Config, log zerolog.Logger) (*Service, 
 	metrics.SetEventTypeLabel(eventTypeLabel(s.Registry))
 	metrics.WatchState(observe.State{
 		QueueStats: st.QueueStats, ActiveAlerts: st.ActiveAlertStates,
-		Pool: observe.PgxPoolStats(st.Pool), Breakers: ups.Breakers(),
+		Pool: observe.PgxPoolStats(st.Pool), Breakers: ups.Breakers(), ReadEvery: observe.DefaultStateReadEvery,
 	})
 	s.Runner.AddDuty(queue.Duty{Name: "purge-expired-echoes", Interval: time.Minute, Run: func(ctx context.Context) error {
 		_, err := st.PurgeExpiredEchoes(ctx)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -310,5 +311,29 @@ func TestNilMetricsIsSafe(t *testing.T) {
 	h := m.MCPToolMiddleware()(func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) { return nil, nil })
 	if _, err := h(context.Background(), mcp.CallToolRequest{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// One reading of the database serves the scrapes of ReadEvery: a scrape
+// every second costs one count of the backlog per ReadEvery, not per scrape.
+func TestStateReadsAreSharedForReadEvery(t *testing.T) {
+	for _, tc := range []struct {
+		every time.Duration
+		want  int32
+	}{{0, 3}, {time.Hour, 1}} {
+		var reads atomic.Int32
+		m := NewMetrics(zerolog.Nop())
+		m.WatchState(State{ReadEvery: tc.every, QueueStats: func(context.Context) (store.QueueStats, error) {
+			reads.Add(1)
+			return store.QueueStats{ByStatus: map[string]int64{store.StatusPending: 7}}, nil
+		}})
+		for range 3 {
+			if _, err := m.Registry().Gather(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := reads.Load(); got != tc.want {
+			t.Errorf("ReadEvery %s: %d reads for 3 scrapes, want %d", tc.every, got, tc.want)
+		}
 	}
 }

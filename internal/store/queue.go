@@ -222,9 +222,14 @@ func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	var pending, processing, errorCount, quarantined int64
 	var oldest *float64
 	err := s.Pool.QueryRow(ctx, `
+		WITH pending AS (
+			-- One pass over the pending index for both counts: during a
+			-- drain of a large backlog each pass visits every pending row.
+			SELECT count(*) AS n, count(*) FILTER (WHERE next_attempt_at <= now()) AS due
+			FROM webhook_events WHERE status = 'pending')
 		SELECT
-			(SELECT count(*) FROM webhook_events WHERE status = 'pending'),
-			(SELECT count(*) FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= now()),
+			(SELECT n FROM pending),
+			(SELECT due FROM pending),
 			(SELECT extract(epoch FROM now() - min(next_attempt_at))::float8 FROM webhook_events
 				WHERE status = 'pending' AND next_attempt_at <= now()),
 			(SELECT count(*) FROM webhook_events WHERE status = 'processing'),
