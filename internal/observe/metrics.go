@@ -571,16 +571,16 @@ type cachedRead[T any] struct {
 
 // get returns the kept reading while it is younger than ttl, else reads.
 // fresh reports whether this call read (and so should be timed).
-func (c *cachedRead[T]) get(ttl time.Duration, read func() (T, error)) (val T, err error, d time.Duration, fresh bool) {
+func (c *cachedRead[T]) get(ttl time.Duration, read func() (T, error)) (val T, d time.Duration, fresh bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if ttl > 0 && !c.at.IsZero() && time.Since(c.at) < ttl {
-		return c.val, c.err, c.d, false
+		return c.val, c.d, false, c.err
 	}
 	start := time.Now()
 	c.val, c.err = read()
 	c.d, c.at = time.Since(start), time.Now()
-	return c.val, c.err, c.d, true
+	return c.val, c.d, true, c.err
 }
 
 // WatchState makes the scrape read s: queue depth, oldest pending age and
@@ -677,7 +677,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
 	if s.QueueStats != nil {
-		qs, err, d, fresh := c.queueRead.get(s.ReadEvery, func() (store.QueueStats, error) { return s.QueueStats(ctx) })
+		qs, d, fresh, err := c.queueRead.get(s.ReadEvery, func() (store.QueueStats, error) { return s.QueueStats(ctx) })
 		if fresh {
 			c.m.ObserveQuery(QueryQueueStats, d, err)
 		}
@@ -692,7 +692,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if s.ActiveAlerts != nil {
-		alerts, err, d, fresh := c.alertsRead.get(s.ReadEvery, func() ([]store.ActiveAlertState, error) { return s.ActiveAlerts(ctx) })
+		alerts, d, fresh, err := c.alertsRead.get(s.ReadEvery, func() ([]store.ActiveAlertState, error) { return s.ActiveAlerts(ctx) })
 		if fresh {
 			c.m.ObserveQuery(QueryActiveAlerts, d, err)
 		}
