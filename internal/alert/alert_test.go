@@ -157,8 +157,9 @@ func TestCountersFromTwoReplicasSumInTheWindow(t *testing.T) {
 		b.JobExecuted(store.Job{}, out, 7*time.Second)
 		a.ObserveCall(ctx, "ghl", "/contacts/", "GET", 200, time.Millisecond, nil)
 		b.ObserveCall(ctx, "ghl", "/contacts/", "GET", 503, time.Millisecond, errors.New("503"))
-		b.ObserveCall(ctx, "ghl", "/contacts/", "GET", 0, time.Millisecond, context.Canceled) // ours, not counted
-		b.ObserveCall(ctx, "clerk", "/sessions", "GET", 500, time.Millisecond, nil)           // no alert, not counted
+		b.ObserveCall(ctx, "ghl", "/contacts/", "GET", 0, time.Millisecond, context.Canceled)    // ours, not counted
+		a.ObserveCall(ctx, "ghl", "/contacts/", "GET", 404, time.Millisecond, errors.New("404")) // a call, not a failure
+		b.ObserveCall(ctx, "clerk", "/sessions", "GET", 500, time.Millisecond, nil)              // no alert, not counted
 	}
 	if err := a.Flush(ctx, st, "a", s.Slot); err != nil {
 		t.Fatal(err)
@@ -177,8 +178,8 @@ func TestCountersFromTwoReplicasSumInTheWindow(t *testing.T) {
 	if f.JobRuns != 80 || f.JobFailures != 8 {
 		t.Errorf("runs %v failures %v, want 80 and 8", f.JobRuns, f.JobFailures)
 	}
-	if f.Calls["ghl"] != 80 || f.Errors["ghl"] != 40 {
-		t.Errorf("ghl calls %v errors %v, want 80 and 40", f.Calls["ghl"], f.Errors["ghl"])
+	if f.Calls["ghl"] != 120 || f.Errors["ghl"] != 40 {
+		t.Errorf("ghl calls %v errors %v, want 120 and 40 (a 404 is a call, not a failure)", f.Calls["ghl"], f.Errors["ghl"])
 	}
 	// Half the runs took 7s: p95 lies in the (5, 10] bucket.
 	if f.JobP95 <= 5 || f.JobP95 > 10 {
@@ -217,5 +218,37 @@ func TestRedirectingReceiverIsAFailure(t *testing.T) {
 	}
 	if got.Load() != 0 {
 		t.Fatal("the redirect was followed")
+	}
+}
+
+func TestWhatCountsAsAnUpstreamFailure(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		status  int
+		err     error
+		call    bool
+		failure bool
+	}{
+		{200, nil, true, false},
+		{404, errors.New("404"), true, false}, // the data, not the upstream
+		{422, errors.New("422"), true, false},
+		{401, errors.New("401"), true, true}, // our credentials
+		{403, errors.New("403"), true, true},
+		{429, errors.New("429"), true, true},
+		{503, errors.New("503"), true, true},
+		{200, errors.New("bad json"), true, true},
+		{0, errors.New("connection refused"), true, true},
+		{0, context.Canceled, false, false}, // ours
+	}
+	for _, tc := range tests {
+		c := NewCounters([]string{"ghl"})
+		c.ObserveCall(ctx, "ghl", "/x", "GET", tc.status, time.Millisecond, tc.err)
+		d := c.take()
+		if got := d[seriesAPICalls+"ghl"] == 1; got != tc.call {
+			t.Errorf("%d %v: counted as a call %v, want %v", tc.status, tc.err, got, tc.call)
+		}
+		if got := d[seriesAPIErrors+"ghl"] == 1; got != tc.failure {
+			t.Errorf("%d %v: counted as a failure %v, want %v", tc.status, tc.err, got, tc.failure)
+		}
 	}
 }

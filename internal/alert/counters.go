@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -63,16 +64,25 @@ func (c *Counters) JobExecuted(_ store.Job, out store.Outcome, d time.Duration) 
 }
 
 // ObserveCall implements upstream.Observer: one attempt of an upstream call.
-// A cancelled attempt is ours, not the upstream's, and is not counted.
+// A cancelled attempt is ours, not the upstream's, and is not counted. A
+// failure is an attempt without a 2xx answer, except a 4xx that is about
+// the request or its data (404 for an id that does not exist, 409, 422: the
+// metrics' kind "client"): the upstream answered as it should. 401, 403 and
+// 429 do count.
 func (c *Counters) ObserveCall(_ context.Context, up, _, _ string, status int, _ time.Duration, err error) {
 	calls, ok := c.calls[up]
 	if !ok || errors.Is(err, context.Canceled) {
 		return
 	}
 	calls.Add(1)
-	if err != nil || status < 200 || status > 299 {
-		c.errs[up].Add(1)
+	if status >= 200 && status <= 299 && err == nil {
+		return
 	}
+	if status >= 400 && status <= 499 && status != http.StatusUnauthorized && status != http.StatusForbidden &&
+		status != http.StatusTooManyRequests {
+		return
+	}
+	c.errs[up].Add(1)
 }
 
 var _ upstream.Observer = (*Counters)(nil)

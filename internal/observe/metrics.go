@@ -175,7 +175,7 @@ func NewMetrics(log zerolog.Logger) *Metrics {
 			"Attempts of calls to the "+u+" API (retries count separately), by endpoint template, method and status class (none: no response).",
 			"endpoint", "method", "status_class")
 		m.apiErrors[u] = counter(u+"_api_errors_total",
-			"Failed attempts of calls to the "+u+" API, by endpoint template, method and kind (client, rate_limited, server, timeout, network, breaker_open, canceled, invalid_response).",
+			"Failed attempts of calls to the "+u+" API, by endpoint template, method and kind (auth: 401/403, client: other 4xx, rate_limited, server, timeout, network, breaker_open, canceled, invalid_response).",
 			"endpoint", "method", "kind")
 	}
 	m.upstreamDuration = histogram("upstream_request_duration_seconds",
@@ -425,8 +425,10 @@ func (m *Metrics) ObserveCall(_ context.Context, up, endpoint, method string, st
 		kind = "rate_limited"
 	case status >= 500:
 		kind = "server"
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		kind = "auth" // our credentials: the upstream's failure as far as we are concerned
 	case status >= 400:
-		kind = "client"
+		kind = "client" // the request or its data (404 for a missing id): not an outage
 	case status >= 200 && status <= 299:
 		kind = "invalid_response"
 	case errors.Is(err, context.Canceled):

@@ -124,6 +124,7 @@ func TestUpstreamErrorKinds(t *testing.T) {
 	m.ObserveCall(ctx, "verity", "/api/calls", "GET", 429, time.Millisecond, errors.New("429"))
 	m.ObserveCall(ctx, "verity", "/api/calls", "GET", 503, time.Millisecond, errors.New("503"))
 	m.ObserveCall(ctx, "verity", "/api/calls", "GET", 404, time.Millisecond, errors.New("404"))
+	m.ObserveCall(ctx, "verity", "/api/calls", "GET", 401, time.Millisecond, errors.New("401"))
 	m.ObserveCall(ctx, "verity", "/api/calls", "GET", 200, time.Millisecond, errors.New("bad json"))
 	m.ObserveCall(ctx, "verity", "/api/calls", "GET", 0, time.Millisecond, fmt.Errorf("x: %w", context.DeadlineExceeded))
 	m.ObserveCall(ctx, "verity", "/api/calls", "GET", 0, time.Millisecond, errors.New("connection refused"))
@@ -132,7 +133,7 @@ func TestUpstreamErrorKinds(t *testing.T) {
 	for _, l := range labels(t, m, "verity_api_errors_total") {
 		kinds[l["kind"]] = true
 	}
-	for _, k := range []string{"breaker_open", "rate_limited", "server", "client", "invalid_response", "timeout", "network"} {
+	for _, k := range []string{"breaker_open", "rate_limited", "server", "auth", "client", "invalid_response", "timeout", "network"} {
 		if !kinds[k] {
 			t.Errorf("no %s error: %v", k, kinds)
 		}
